@@ -1,0 +1,32 @@
+"""Test helpers: an independent multiply-add counter used to cross-check models against the papers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_fc_madds(model: nn.Module, size: int = 224, in_chans: int = 3) -> int:
+    """Multiply-adds of every Conv2d and Linear in one forward pass (the papers' FLOPs), via hooks."""
+    total = 0
+
+    def hook(mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1]
+            total += out.numel() * (mod.in_channels // mod.groups) * k
+        elif isinstance(mod, nn.Linear):
+            total += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, in_chans, size, size))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def weight_count(model: nn.Module) -> int:
+    """Conv and FC weights (tensors of rank > 1), as the papers' "# of Weights"."""
+    return sum(p.numel() for p in model.parameters() if p.dim() > 1)
