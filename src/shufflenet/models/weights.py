@@ -65,11 +65,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(
-            f"{path}: refused — the file holds Python objects beyond tensors and containers, which could run "
-            f"code when unpickled (weights_only=True rejected it: {first[:160]})"
-        ) from exc
+        detail = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", detail)
+        if found or "GLOBAL" in detail:
+            what = found.group(1) if found else "a Python global"
+            raise WeightsError(
+                f"{path}: refused — the file references {what}, which could run code when unpickled "
+                "(read with torch.load(weights_only=True); re-save it as a plain state dict or safetensors)"
+            ) from exc
+        raise WeightsError(f"{path}: truncated or corrupted checkpoint (not a readable torch file)") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise WeightsError(f"{path}: truncated or corrupted checkpoint ({str(exc).splitlines()[0][:160]})") from exc
 
