@@ -169,6 +169,9 @@ def _use_official_v1_shuffle(model: nn.Module) -> None:
 
 def _check_and_load(model: nn.Module, state: dict[str, torch.Tensor], fmt: str) -> None:
     own = model.state_dict()
+    for k, v in own.items():  # checkpoints from before PyTorch 0.4.1 lack BN's step counter
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = v.clone()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     hint = ""

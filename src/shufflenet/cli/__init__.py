@@ -1,0 +1,1 @@
+"""The ``shufflenet`` command line: one small module per subcommand."""
