@@ -164,3 +164,60 @@ def test_truncated_and_missing_files(tmp_path) -> None:
         load_weights(create_model("shufflenet_v2_x0_5"), tmp_path / "junk.pt")
     with pytest.raises(WeightsError, match="not found"):
         load_weights(create_model("shufflenet_v2_x0_5"), tmp_path / "nope.pt")
+
+
+def _to_megvii_v1(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Random official-format ShuffleNet V1 keys with the shapes of ``model`` (official names)."""
+    names = {"pw1.0": "branch_main_1.0", "pw1.1": "branch_main_1.1", "dw.0": "branch_main_1.3",
+             "dw.1": "branch_main_1.4", "pw2.0": "branch_main_2.0", "pw2.1": "branch_main_2.1"}
+    units = [f"{s}.{i}" for s in model.stage_names for i in range(len(getattr(model, s)))]
+    out = {}
+    for k, v in model.state_dict().items():
+        for idx, u in enumerate(units):
+            if k.startswith(u + "."):
+                mod, _, leaf = k[len(u) + 1:].rpartition(".")
+                k = f"features.{idx}.{names[mod]}.{leaf}"
+                break
+        k = re.sub(r"^conv1\.", "first_conv.", k)
+        k = re.sub(r"^fc\.", "classifier.0.", k)
+        out["module." + k] = v.clone()
+    return out
+
+
+def _megvii_v1_reference(sd: dict[str, torch.Tensor], x: torch.Tensor, n_units: int, g: int) -> torch.Tensor:
+    """Independent functional forward of the official ShuffleNetV1 (shuffle after DW, (C/g, g) reshape)."""
+    sd = {k[len("module."):]: v for k, v in sd.items()}
+
+    def bn(x, p):
+        return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"],
+                            sd[p + ".bias"], False, 0.0, 1e-5)
+
+    def conv(x, p, stride=1):
+        w = sd[p + ".weight"]
+        return F.conv2d(x, w, None, stride, w.shape[-1] // 2, 1, x.shape[1] // w.shape[1])
+
+    x = F.relu(bn(conv(x, "first_conv.0", 2), "first_conv.1"))
+    x = F.max_pool2d(x, 3, 2, 1)
+    for i in range(n_units):
+        p = f"features.{i}"
+        stride = 2 if i in (0, 4, 12) else 1  # first unit of each stage (repeats 4, 8, 4)
+        y = F.relu(bn(conv(x, p + ".branch_main_1.0"), p + ".branch_main_1.1"))
+        y = bn(conv(y, p + ".branch_main_1.3", stride), p + ".branch_main_1.4")
+        b, c, h, w = y.shape
+        y = y.reshape(b, c // g, g, h, w).permute(0, 2, 1, 3, 4).reshape(b, c, h, w)
+        y = bn(conv(y, p + ".branch_main_2.0"), p + ".branch_main_2.1")
+        x = F.relu(x + y) if stride == 1 else torch.cat((F.avg_pool2d(x, 3, 2, 1), F.relu(y)), 1)
+    return F.linear(x.mean((2, 3)), sd["classifier.0.weight"])
+
+
+def test_megvii_v1_checkpoint_reorders_depthwise_weights(tmp_path) -> None:
+    megvii = _to_megvii_v1(_randomise(create_model("shufflenet_v1_g3_x0_5")))
+    path = tmp_path / "ShuffleNetV1.g3.0.5x.pth.tar"
+    torch.save({"state_dict": megvii}, path)
+    model = create_model("shufflenet_v1_g3_x0_5").eval()
+    assert load_weights(model, path).format == "megvii"
+    assert model.stage3[1].shuffle_order == "official"
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = _megvii_v1_reference(megvii, x, n_units=16, g=3)
+        torch.testing.assert_close(model(x), ref, atol=1e-4, rtol=1e-4)

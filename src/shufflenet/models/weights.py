@@ -134,13 +134,19 @@ def _unit_names(model: nn.Module) -> list[str]:
 
 
 def megvii_to_package(state: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Rename an official Megvii ShuffleNet V1/V2 state dict to this package's keys.
+    """Rename (and for V1 re-order) an official Megvii ShuffleNet V1/V2 state dict to this package's keys.
 
-    V2: ``branch_proj`` -> ``branch1``, ``branch_main`` -> ``branch2`` (same Sequential indices).
-    V1: ``branch_main_1`` (1x1 GConv, BN, ReLU, DW, BN) -> ``branch.0-4``, ``branch_main_2`` -> ``branch.5-6``.
+    V2: ``branch_proj`` -> ``branch1``, ``branch_main`` -> ``branch2`` (same Sequential indices, same
+    channel order: the official layout runs the official graph).
+    V1: ``branch_main_1.{0,1}`` -> ``pw1``, ``branch_main_1.{3,4}`` -> ``dw``, ``branch_main_2`` -> ``pw2``.
+    The official V1 block shuffles after its depthwise conv; this package's unit shuffles before it, so the
+    depthwise conv and its BN are permuted by the official shuffle (the model must then use
+    ``shuffle_order="official"``, which :func:`load_weights` sets).
     """
     units = _unit_names(model)
     is_v1 = any(".branch_main_1." in k for k in state)
+    v1_keys = {"branch_main_1.0": "pw1.0", "branch_main_1.1": "pw1.1", "branch_main_1.3": "dw.0",
+               "branch_main_1.4": "dw.1", "branch_main_2.0": "pw2.0", "branch_main_2.1": "pw2.1"}
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         m = re.match(r"features\.(\d+)\.(.*)", key)
@@ -149,8 +155,12 @@ def megvii_to_package(state: Mapping[str, torch.Tensor], model: nn.Module) -> di
             if idx >= len(units):
                 raise WeightsError(f"checkpoint has unit features.{idx} but the model has {len(units)} units")
             if is_v1:
-                rest = re.sub(r"^branch_main_1\.(\d+)", lambda r: f"branch.{int(r.group(1))}", rest)
-                rest = re.sub(r"^branch_main_2\.(\d+)", lambda r: f"branch.{int(r.group(1)) + 5}", rest)
+                module, _, leaf = rest.rpartition(".")
+                if module not in v1_keys:
+                    raise WeightsError(f"unexpected official ShuffleNet V1 key {key}")
+                rest = f"{v1_keys[module]}.{leaf}"
+                if rest.startswith("dw.") and value.dim() >= 1:
+                    value = value[_official_v1_shuffle_source(value.shape[0], model)]
             else:
                 rest = rest.replace("branch_proj.", "branch1.").replace("branch_main.", "branch2.")
             key = f"{units[idx]}.{rest}"
@@ -161,10 +171,15 @@ def megvii_to_package(state: Mapping[str, torch.Tensor], model: nn.Module) -> di
     return out
 
 
-def _use_official_v1_shuffle(model: nn.Module) -> None:
-    switch = getattr(model, "use_official_shuffle_order", None)
-    if switch is not None:
-        switch()
+def _official_v1_shuffle_source(channels: int, model: nn.Module) -> torch.Tensor:
+    """Index ``tau`` with ``out[q] = in[tau[q]]`` for the official V1 shuffle (reshape to ``(C/g, g)``)."""
+    from shufflenet.models.layers import channel_shuffle
+
+    groups = getattr(model, "groups", 1)
+    if groups <= 1:
+        return torch.arange(channels)
+    idx = torch.arange(channels, dtype=torch.float64).view(1, channels, 1, 1)
+    return channel_shuffle(idx, channels // groups).flatten().long()
 
 
 def _check_and_load(model: nn.Module, state: dict[str, torch.Tensor], fmt: str) -> None:
@@ -215,8 +230,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> WeightsInfo:
     elif not fmt:
         fmt = "torchvision" if "fc.bias" in state else "state_dict"
     _check_and_load(model, state, fmt)
-    if fmt == "megvii":
-        _use_official_v1_shuffle(model)
+    if fmt == "megvii" and hasattr(model, "set_shuffle_order"):
+        model.set_shuffle_order("official")  # ShuffleNet V1: the official code's permutation (see above)
     convention = OFFICIAL_INPUT if fmt == "megvii" else TORCHVISION_INPUT
     convention = str(meta.get("input_convention", convention))
     return WeightsInfo(fmt, convention, meta)
