@@ -23,7 +23,7 @@ FORMATS = ("table", "json", "csv")
 
 
 def parse_input_size(text: str) -> tuple[int, ...]:
-    """``"1x3x224x224"`` (or ``"224"`` / ``"3x224x224"``) -> an NCHW tuple; a clear error otherwise."""
+    """``"1x3x224x224"`` (or ``"224"`` for 1x3x224x224) -> an NCHW tuple; a clear error otherwise."""
     parts = re.split(r"[x,×]", text.strip().lower())
     try:
         dims = tuple(int(p) for p in parts)
@@ -31,8 +31,6 @@ def parse_input_size(text: str) -> tuple[int, ...]:
         raise UserInputError(f"malformed --input {text!r}: expected NxCxHxW such as 1x3x224x224") from None
     if len(dims) == 1:
         dims = (1, 3, dims[0], dims[0])
-    elif len(dims) == 3:
-        dims = (1, *dims)
     if len(dims) != 4 or any(d <= 0 for d in dims):
         raise UserInputError(f"malformed --input {text!r}: expected four positive sizes NxCxHxW, e.g. 1x3x224x224")
     return dims
@@ -63,15 +61,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="any other model keyword, e.g. -m width_mult=0.75 for torchvision:mobilenet_v2")
 
 
-def build_model(name: str, args: argparse.Namespace, in_chans: int | None = None) -> nn.Module:
-    """Create ``name`` from the model flags of :func:`add_model_args`."""
+def build_model(name: str, args: argparse.Namespace) -> nn.Module:
+    """Create ``name`` from the model flags of :func:`add_model_args` (``-m in_chans=1`` for grey input)."""
     from shufflenet.models import create_model
 
     kwargs: dict[str, Any] = dict(layout=args.layout, se=args.se, residual=args.residual,
                                   extra_dw=args.extra_dw, small_input=args.small_input,
                                   num_classes=args.num_classes)
-    if in_chans is not None and in_chans != 3:
-        kwargs["in_chans"] = in_chans
     kwargs.update(parse_model_args(args.model_arg))
     return create_model(name, **kwargs)
 
@@ -144,6 +140,7 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
+        v += 0.0  # no "-0.00"
         return f"{v:.2f}" if abs(v) < 1e5 else f"{v:.4g}"
     return str(v)
 

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from shufflenet.cost import count_cost
 
     size = parse_input_size(args.input)
-    model = build_model(args.model, args, in_chans=size[1])
+    model = build_model(args.model, args)
     try:
         report = count_cost(model, size, mode=args.mode, count_elementwise_flops=args.elementwise_flops)
     except RuntimeError as exc:  # e.g. a torchvision model given the wrong number of channels

@@ -49,7 +49,8 @@ def shuffle_split(x: torch.Tensor, impl: ShuffleImpl = "5d") -> tuple[torch.Tens
 
     Returns ``(even channels, odd channels)``. The ``"5d"`` form reproduces the official
     ``reshape(N*C/2, 2, HW) -> permute(1, 0, 2) -> reshape(2, N, C/2, H, W)``; ``"4d"`` takes strided
-    channel slices and never builds a tensor above rank 4. Both give the same two tensors.
+    channel slices and never builds a tensor above rank 4. Both give the same two tensors, and both are
+    views: the shuffle costs no copy here (the next concat and conv read the strided halves directly).
     """
     n, c, h, w = x.shape
     _check_groups(c, 2, "shuffle_split")
@@ -57,7 +58,7 @@ def shuffle_split(x: torch.Tensor, impl: ShuffleImpl = "5d") -> tuple[torch.Tens
         y = x.reshape(n * c // 2, 2, h * w).permute(1, 0, 2).reshape(2, n, c // 2, h, w)
         return y[0], y[1]
     if impl == "4d":
-        return x[:, 0::2].contiguous(), x[:, 1::2].contiguous()
+        return x[:, 0::2], x[:, 1::2]
     raise ValueError(f"unknown channel shuffle impl {impl!r}; use '5d' or '4d'")
 
 
