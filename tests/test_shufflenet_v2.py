@@ -3,8 +3,8 @@
 import pytest
 import torch
 import torchvision
-from helpers import conv_fc_madds, weight_count
 
+from helpers import conv_fc_madds, weight_count
 from shufflenet import create_model
 from shufflenet.errors import UserInputError
 from shufflenet.models.layers import channel_shuffle, shuffle_split

@@ -124,7 +124,7 @@ def test_own_format_roundtrip(tmp_path, suffix: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
     b = create_model("shufflenet_v2_x0_5", num_classes=10).eval()
     info = load_weights(b, path)
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
     if suffix == ".pt":
         assert info.format == "shufflenet" and info.meta["arch"] == "shufflenet_v2_x0_5"

@@ -124,7 +124,7 @@ def rows_to_table(rows: Sequence[dict[str, Any]], title: str = "") -> str:
     numeric = [all(_is_num(r.get(c)) for r in rows) for c in cols]
 
     def line(vals: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(vals, widths, numeric)).rstrip()
+        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(vals, widths, numeric, strict=True)).rstrip()
 
     out = [title] if title else []
     out += [line(cols), line(["-" * w for w in widths])]

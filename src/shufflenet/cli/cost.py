@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shufflenet.cli._common import add_model_args, add_output_args, build_model, emit, parse_input_size, to_json
+from shufflenet.cli._common import (
+    add_model_args,
+    add_output_args,
+    build_model,
+    emit,
+    parse_input_size,
+    to_json,
+)
 from shufflenet.errors import UserInputError
 
 

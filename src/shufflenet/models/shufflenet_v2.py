@@ -183,7 +183,7 @@ class ShuffleNetV2(Classifier):
             layout=layout, se=se, residual=residual, extra_dw=extra_dw, shuffle_impl=shuffle_impl
         )
         total_stride = 1 if small_input else 4
-        for i, (repeats, out) in enumerate(zip(stage_repeats, stage_channels)):
+        for i, (repeats, out) in enumerate(zip(stage_repeats, stage_channels, strict=True)):
             stride = first_stage_stride if i == 0 else 2
             total_stride *= stride
             units = [ShuffleV2Unit(prev, out, stride, **unit_kw)]

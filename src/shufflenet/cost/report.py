@@ -1,0 +1,266 @@
+"""Cost results: per-op rows, groupings and rendering (table, CSV, JSON). No counting happens here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FLOPS_CONVENTION = "FLOPs = multiply-adds of conv+linear (paper convention)"
+FLOPS_CONVENTION_ELEMENTWISE = (
+    "FLOPs = multiply-adds of conv+linear, plus element-wise ops (BN 2/element, activations and "
+    "arithmetic 1/output element, pooling 1/window element)"
+)
+MAC_CONVENTION = "MAC = elements read + written (paper Sec. 2), weights included, each tensor read once per op"
+DEPLOY_CONVENTION = "deploy: BN folded into the producing conv/linear, activations on its output fused"
+GROUPINGS = ("layer", "op", "stage", "row")
+
+
+def _intensity(flops: int, mac: int) -> float:
+    return flops / mac if mac else 0.0
+
+
+@dataclass(slots=True)
+class LayerCost:
+    """One priced aten op call, attributed to the innermost module that made it.
+
+    ``name`` is the module path from ``named_modules()`` ("(root)" for the model itself), ``op`` the
+    short aten name, ``kind`` a category (conv, dwconv, gconv, linear, norm, act, elementwise, pool,
+    data, other), ``module_type`` the class name of that module, ``params`` the parameters the op read.
+    """
+
+    name: str
+    op: str
+    kind: str
+    module_type: str
+    params: int
+    flops: int
+    mac: int
+    mac_bytes: int
+    output_shape: tuple[int, ...]
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOPs per element of memory access (0 when MAC is 0)."""
+        return _intensity(self.flops, self.mac)
+
+    @property
+    def stage(self) -> str:
+        """First component of the module path (the model's top-level child)."""
+        return self.name.split(".", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "op": self.op, "kind": self.kind, "module_type": self.module_type,
+            "params": self.params, "flops": self.flops, "mac": self.mac, "mac_bytes": self.mac_bytes,
+            "intensity": self.intensity, "output_shape": list(self.output_shape),
+        }
+
+
+@dataclass(slots=True)
+class CostGroup:
+    """Rows summed over a grouping key. ``kind``/``op``/``module_type`` are "" when the group mixes them.
+
+    ``params`` sums the parameters read by every call, so a module called twice counts its weights twice.
+    """
+
+    name: str
+    kind: str = ""
+    op: str = ""
+    module_type: str = ""
+    calls: int = 0
+    params: int = 0
+    flops: int = 0
+    mac: int = 0
+    mac_bytes: int = 0
+
+    @property
+    def intensity(self) -> float:
+        return _intensity(self.flops, self.mac)
+
+    def _add(self, row: LayerCost) -> None:
+        self.calls += 1
+        self.params += row.params
+        self.flops += row.flops
+        self.mac += row.mac
+        self.mac_bytes += row.mac_bytes
+        if self.kind != row.kind:
+            self.kind = "" if self.calls > 1 else row.kind
+        if self.op != row.op:
+            self.op = "" if self.calls > 1 else row.op
+        if self.module_type != row.module_type:
+            self.module_type = "" if self.calls > 1 else row.module_type
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind, "op": self.op, "module_type": self.module_type,
+            "calls": self.calls, "params": self.params, "flops": self.flops, "mac": self.mac,
+            "mac_bytes": self.mac_bytes, "intensity": self.intensity,
+        }
+
+
+def _group(rows: list[LayerCost], key: Any) -> list[CostGroup]:
+    groups: dict[Any, CostGroup] = {}
+    for r in rows:
+        k = key(r)
+        g = groups.get(k)
+        if g is None:
+            g = groups[k] = CostGroup(name=k if isinstance(k, str) else k[-1])
+        g._add(r)
+    return list(groups.values())
+
+
+@dataclass
+class CostReport:
+    """Totals and per-op rows of one counted forward pass (see :func:`shufflenet.cost.count_cost`).
+
+    ``params`` counts the model's unique parameters; ``flops``, ``mac`` and ``mac_bytes`` are the sums of
+    the rows. ``unsupported_ops`` maps op names without a rule to their call counts.
+    """
+
+    model_name: str
+    mode: str
+    input_size: tuple[int, ...]
+    params: int
+    flops: int
+    mac: int
+    mac_bytes: int
+    layers: list[LayerCost] = field(default_factory=list)
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    count_elementwise_flops: bool = False
+    dtype: str = "float32"
+
+    @property
+    def intensity(self) -> float:
+        """Whole-model arithmetic intensity, FLOPs per element of memory access."""
+        return _intensity(self.flops, self.mac)
+
+    # -- groupings -------------------------------------------------------------------------------
+
+    def by_layer(self) -> list[CostGroup]:
+        """Rows summed per module path, in order of first appearance."""
+        return _group(self.layers, lambda r: r.name)
+
+    def by_op(self) -> list[CostGroup]:
+        """Rows summed per (kind, op), in order of first appearance."""
+        return _group(self.layers, lambda r: (r.kind, r.op))
+
+    def by_stage(self) -> list[CostGroup]:
+        """Rows summed per top-level child of the model (first component of the module path)."""
+        return _group(self.layers, lambda r: r.stage)
+
+    def grouped(self, by: str = "layer") -> list[CostGroup] | list[LayerCost]:
+        """``by`` is "layer", "op", "stage" or "row" (the raw per-op rows)."""
+        if by == "row":
+            return list(self.layers)
+        if by == "layer":
+            return self.by_layer()
+        if by == "op":
+            return self.by_op()
+        if by == "stage":
+            return self.by_stage()
+        from shufflenet.errors import UserInputError
+
+        raise UserInputError(f"unknown grouping {by!r}; expected one of {', '.join(GROUPINGS)}")
+
+    # -- rendering -------------------------------------------------------------------------------
+
+    def conventions(self) -> list[str]:
+        lines = [FLOPS_CONVENTION_ELEMENTWISE if self.count_elementwise_flops else FLOPS_CONVENTION,
+                 MAC_CONVENTION]
+        if self.mode == "deploy":
+            lines.append(DEPLOY_CONVENTION)
+        return lines
+
+    def to_dict(self, by: str | None = None) -> dict[str, Any]:
+        """JSON-ready dict: totals, settings, conventions, unsupported ops and the per-op rows (and the
+        grouping ``by`` under "groups" when given)."""
+        d: dict[str, Any] = {
+            "model": self.model_name, "mode": self.mode, "input_size": list(self.input_size),
+            "dtype": self.dtype, "count_elementwise_flops": self.count_elementwise_flops,
+            "conventions": self.conventions(), "params": self.params, "flops": self.flops,
+            "mac": self.mac, "mac_bytes": self.mac_bytes, "intensity": self.intensity,
+            "unsupported_ops": dict(self.unsupported_ops), "layers": [r.to_dict() for r in self.layers],
+        }
+        if by is not None:
+            d["groups"] = [g.to_dict() for g in self.grouped(by)]
+        return d
+
+    def to_json(self, by: str | None = None, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(by), indent=indent)
+
+    def _columns(self, by: str) -> list[str]:
+        if by == "row":
+            return ["name", "op", "kind", "module_type", "output_shape"]
+        if by == "op":
+            return ["kind", "op", "calls"]
+        if by == "stage":
+            return ["name", "calls"]
+        return ["name", "module_type", "calls"]
+
+    def to_csv(self, by: str = "layer") -> str:
+        """Integer counts (no unit scaling), one line per group; columns mirror ``to_dict`` keys."""
+        items = self.grouped(by)
+        cols = self._columns(by) + ["params", "flops", "mac", "mac_bytes", "intensity"]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        for it in items:
+            d = it.to_dict()
+            w.writerow(["x".join(map(str, d[c])) if c == "output_shape" else d[c] for c in cols])
+        return buf.getvalue()
+
+    def to_table(self, by: str = "layer", max_rows: int | None = None) -> str:
+        """Aligned text table with human units (K/M/G, decimal), the conventions in the header and a
+        total line. ``max_rows`` keeps the heaviest groups by MAC."""
+        items = self.grouped(by)
+        if max_rows is not None and len(items) > max_rows:
+            keep = {id(x) for x in sorted(items, key=lambda x: -x.mac)[:max_rows]}
+            items = [x for x in items if id(x) in keep]
+        text_cols = self._columns(by)
+        header = text_cols + ["params", "FLOPs", "MAC", "MAC bytes", "FLOPs/MAC"]
+        body = []
+        for it in items:
+            d = it.to_dict()
+            cells = ["x".join(map(str, d[c])) if c == "output_shape" else str(d[c]) for c in text_cols]
+            cells += [_human(it.params), _human(it.flops), _human(it.mac), _human(it.mac_bytes, "B"),
+                      f"{it.intensity:.2f}"]
+            body.append(cells)
+        total = ["total"] + [""] * (len(text_cols) - 1)
+        total += [_human(self.params), _human(self.flops), _human(self.mac), _human(self.mac_bytes, "B"),
+                  f"{self.intensity:.2f}"]
+        widths = [max(len(r[i]) for r in [header, total, *body]) for i in range(len(header))]
+        n_text = len(text_cols)
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.ljust(w) if i < n_text else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+        rule = "-" * len(line(header))
+        title = (f"{self.model_name}  input {'x'.join(map(str, self.input_size))} {self.dtype}  "
+                 f"mode={self.mode}  by={by}")
+        out = [title, *self.conventions(), rule, line(header), rule, *(line(c) for c in body), rule,
+               line(total)]
+        if self.unsupported_ops:
+            listed = ", ".join(f"{k} x{v}" for k, v in sorted(self.unsupported_ops.items()))
+            out.append(f"unsupported ops (not counted): {listed}")
+        return "\n".join(out)
+
+    def summary(self) -> str:
+        """One line: params, FLOPs, MAC."""
+        return (f"{self.model_name}: params {_human(self.params)}, FLOPs {_human(self.flops)} (multiply-adds), "
+                f"MAC {_human(self.mac)} elements ({_human(self.mac_bytes, 'B')}), mode={self.mode}")
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+
+def _human(n: float, unit: str = "") -> str:
+    """1234567 -> "1.235M" (decimal prefixes)."""
+    a = abs(n)
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if a >= scale:
+            return f"{n / scale:.3f}{prefix}{unit}"
+    return f"{n}{unit}" if unit else str(n)
