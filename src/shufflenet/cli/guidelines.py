@@ -1,0 +1,90 @@
+"""``shufflenet guidelines [g1|g2|g3|g4|all]``: the paper's G1-G4 experiments (Tables 1-4) on this machine.
+
+Per table: our speed (images/s, median over rounds) and its spread, relative to the table's first row,
+beside the paper's GPU (batches/s) and ARM (images/s) speeds and their relative values, with FLOPs and MAC
+from the cost engine; then one verdict line per guideline: holds / does not hold / inconclusive on this
+platform, with effect sizes next to the paper's. Defaults: batch 1 and the paper's ARM channels on CPU
+(1 thread), batch 8, the GPU channels and cudnn.benchmark on CUDA; ``--quick`` = x1 only, shorter timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from shufflenet.cli._common import add_output_args, emit, progress, rows_to_csv, rows_to_table, to_json
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("guidelines", help="run the paper's G1-G4 experiments (Tables 1-4) on this machine",
+                       description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("which", nargs="?", default="all", metavar="{g1,g2,g3,g4,all}",
+                   help="which guideline experiment (default: all)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); default cpu")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size (default 1 on CPU, the paper's ARM setting; 8 on CUDA, its GPU setting)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: 1 on CPU)")
+    p.add_argument("--channels", choices=("gpu", "arm"), default=None,
+                   help="the paper's channel set (default: arm on CPU, gpu on CUDA)")
+    p.add_argument("--quick", action="store_true", help="x1 multipliers only and shorter timing (~1-2 min)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds per row (default 21; 15 with --quick)")
+    p.add_argument("--min-run-time", type=float, default=None,
+                   help="seconds per timed measurement (default 0.15; 0.1 with --quick)")
+    p.add_argument("--plot-dir", metavar="DIR", default=None, help="write a bar-chart PNG per table to DIR")
+    add_output_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from shufflenet.guidelines.runner import RunOptions, check_guidelines, run_guidelines
+
+    keys = check_guidelines(args.which)
+    opts = RunOptions(device=args.device, batch=args.batch, threads=args.threads, channels=args.channels,
+                      quick=args.quick, rounds=args.rounds, min_run_time=args.min_run_time).resolved()
+    quiet = bool(getattr(args, "quiet", False))
+    result = run_guidelines(keys, opts, progress=lambda it, desc, total: progress(it, desc, quiet, total))
+    if args.plot_dir:
+        from shufflenet.guidelines.plots import save_plots
+
+        for path in save_plots(result, args.plot_dir):
+            if not quiet:
+                sys.stderr.write(f"wrote {path}\n")
+    emit(format_result(result, args.format), args.out)
+    return 0
+
+
+def format_result(result: Any, fmt: str) -> str:
+    """The result as ``json`` (its ``to_dict``), ``csv`` (one row per table row) or a text ``table``."""
+    if fmt == "json":
+        return to_json(result.to_dict())
+    if fmt == "csv":
+        return rows_to_csv(result.rows())
+    return format_table(result)
+
+
+def format_table(result: Any) -> str:
+    from shufflenet.guidelines.runner import CONVENTIONS
+
+    o = result.options
+    env = result.env
+    where = env.get("gpu_name") or env.get("cpu_model") or o.device
+    head = [f"shufflenet guidelines: paper Tables 1-4 on {where} ({o.device}, batch {o.batch}, "
+            f"threads {env.get('threads', o.threads)}, {o.channels.upper()} channel set, "
+            f"{o.rounds} rounds x >= {o.min_run_time:g} s, {'quick' if o.quick else 'full'}; "
+            f"{result.wall_s:.0f} s)"]
+    head += [f"  {c}" for c in CONVENTIONS]
+    blocks = ["\n".join(head)]
+    for t in result.tables:
+        title = (f"{t.guideline.upper()} — paper Table {t.table.number}: {t.table.title} "
+                 f"(10 blocks, 56x56; claim: {t.table.claim})")
+        rows = t.display_rows()
+        for r in rows:
+            r.pop("guideline")
+        blocks.append(rows_to_table(rows, title=title))
+    blocks.append("Verdicts (noise-aware; differences within the measured spread or under 5% are "
+                  "'inconclusive'):\n" + "\n".join(f"  {line}" for line in result.verdict_lines()))
+    notes = sorted({n for t in result.tables for r in t.rows for n in r.spec.notes})
+    if notes:
+        blocks.append("Notes:\n" + "\n".join(f"  {n}" for n in notes))
+    return "\n\n".join(blocks)

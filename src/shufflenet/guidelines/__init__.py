@@ -1,0 +1,54 @@
+"""The four guidelines of ShuffleNet V2 (paper Sec. 2, Tables 1-4), reproduced on the user's hardware.
+
+- :mod:`~shufflenet.guidelines.paper_tables` — Tables 1-4 as data (GPU and ARM speeds, channel sets).
+- :mod:`~shufflenet.guidelines.blocks` — the benchmark nets (stacked 1x1 convs, fragment blocks, bottleneck).
+- :mod:`~shufflenet.guidelines.experiments` — each table's rows as exact layer configurations.
+- :mod:`~shufflenet.guidelines.runner` — FLOPs/MAC from the cost engine, speed from the measurement core.
+- :mod:`~shufflenet.guidelines.verdicts` — noise-aware "holds / does not hold / inconclusive" per claim.
+- :mod:`~shufflenet.guidelines.plots` — a bar chart per table (ours beside the paper's, normalised).
+
+    from shufflenet.guidelines import RunOptions, run_guidelines
+    result = run_guidelines("all", RunOptions(device="cpu", quick=True))
+    print("\\n".join(result.verdict_lines()))
+"""
+
+from shufflenet.guidelines.experiments import (
+    CHANNEL_SETS,
+    DEPTH,
+    GUIDELINES,
+    INPUT_HW,
+    RowSpec,
+    column_rows,
+    experiment_rows,
+)
+from shufflenet.guidelines.paper_tables import TABLES, PaperRow, PaperTable
+from shufflenet.guidelines.runner import (
+    GuidelinesResult,
+    RowResult,
+    RunOptions,
+    TableResult,
+    run_guidelines,
+)
+from shufflenet.guidelines.verdicts import Comparison, Verdict, compare, judge
+
+__all__ = [
+    "CHANNEL_SETS",
+    "DEPTH",
+    "GUIDELINES",
+    "INPUT_HW",
+    "TABLES",
+    "Comparison",
+    "GuidelinesResult",
+    "PaperRow",
+    "PaperTable",
+    "RowResult",
+    "RowSpec",
+    "RunOptions",
+    "TableResult",
+    "Verdict",
+    "column_rows",
+    "compare",
+    "experiment_rows",
+    "judge",
+    "run_guidelines",
+]
