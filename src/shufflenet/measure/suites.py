@@ -1,0 +1,242 @@
+"""Benchmark suites that re-run the paper's speed comparisons on this machine.
+
+- ``paper-fig1``: Figure 1 / Table 8 (paper.md §8): ShuffleNet v2, ShuffleNet v1 (g=3), MobileNet v2 at
+  Table 8's widths and input sizes, MobileNet v1; batch 1 (the paper's ARM setting) and batch 8 (its GPU
+  setting), next to Table 8's speeds, plus a speed-vs-MFLOPs scatter like Figure 1.
+- ``units``: Appendix Table 1(b) (paper.md §11), in :mod:`shufflenet.measure.unit_suite`.
+
+Absolute speeds are not comparable across platforms, so each row also gives its speed **relative to
+ShuffleNet v2** at the same FLOPs level (same Table 8 group, or same c), for us and for the paper.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from shufflenet.errors import UserInputError
+from shufflenet.measure._io import write_atomic
+from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow, ModelSpec, Progress, run_bench
+from shufflenet.measure.machine import MachineCeilings
+from shufflenet.measure.paper_speeds import TABLE8_SOURCE, table8_row
+
+SUITES = ("paper-fig1", "units")
+V2 = "ShuffleNet v2"
+
+
+@dataclass(frozen=True)
+class Fig1Entry:
+    """One model of the Figure 1 suite and the Table 8 row it is compared with."""
+
+    family: str
+    label: str
+    name: str
+    table8: str
+    input: int = 224
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _mnv2(width: float, table8: str, side: int = 224) -> Fig1Entry:
+    return Fig1Entry("MobileNet v2", f"MobileNet v2 {width}" + (f" @{side}" if side != 224 else ""),
+                     "torchvision:mobilenet_v2", table8, side, {"width_mult": width})
+
+
+# Table 8 (paper.md §8). torchvision's MobileNet v2 is the original architecture, so its 1.0/1.4 rows are
+# compared with the original "1.0/1.4 MobileNet v2" rows (same speeds as the "our impl." rows).
+FIG1_ENTRIES: tuple[Fig1Entry, ...] = (
+    *(Fig1Entry(V2, f"ShuffleNet v2 {w}x", f"shufflenet_v2_x{w.replace('.', '_')}", f"ShuffleNet v2 {t}x")
+      for w, t in (("0.5", "0.5"), ("1.0", "1"), ("1.5", "1.5"), ("2.0", "2"))),
+    *(Fig1Entry("ShuffleNet v1 (g=3)", f"ShuffleNet v1 {w}x (g=3)",
+                f"shufflenet_v1_g3_x{w.replace('.', '_')}", f"ShuffleNet v1 {t}x (g=3)")
+      for w, t in (("0.5", "0.5"), ("1.0", "1"), ("1.5", "1.5"), ("2.0", "2"))),
+    _mnv2(0.15, "0.15 MobileNet v2 (our impl.)"),
+    _mnv2(0.4, "0.4 MobileNet v2 (our impl.)", 160),
+    _mnv2(0.6, "0.6 MobileNet v2 (our impl.)"),
+    _mnv2(0.75, "0.75 MobileNet v2 (our impl.)", 192),
+    _mnv2(1.0, "1.0 MobileNet v2"),
+    _mnv2(1.4, "1.4 MobileNet v2"),
+    *(Fig1Entry("MobileNet v1", f"MobileNet v1 {w}", f"mobilenet_v1_x{w.replace('.', '_')}",
+                f"{w} MobileNet v1") for w in ("0.25", "0.5", "0.75", "1.0")),
+)
+
+
+@dataclass
+class SuiteResult:
+    """Comparison rows of a suite (ours next to the paper's), the raw bench result, notes, plot path.
+
+    ``headers`` maps row keys to table column labels (the rows also hold keys that only JSON shows).
+    """
+
+    suite: str
+    title: str
+    rows: list[dict[str, Any]]
+    bench: BenchResult
+    headers: dict[str, str]
+    sources: list[str]
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    plot: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        bench = self.bench.to_dict()
+        return {"suite": self.suite, "title": self.title, "header": self.bench.header(),
+                "sources": self.sources, "notes": self.notes, "footer": self.bench.footer(),
+                "conventions": bench["conventions"],
+                "options": bench["options"], "env": bench["env"], "machine": bench["machine"],
+                "wall_s": self.wall_s, "plot": self.plot, "headers": self.headers, "rows": self.rows,
+                "measurements": bench["rows"]}
+
+
+def speed_key(batch: int) -> str:
+    # The paper reports ARM (batch 1) in images/s and GPU (batch 8) in batches/s.
+    return "b1_images_per_s" if batch == 1 else f"b{batch}_batches_per_s"
+
+
+def batches_per_s(row: BenchRow) -> float:
+    return row.measurement.batches_per_s
+
+
+def relative(value: float | None, base: float | None) -> float | None:
+    return round(value / base, 2) if value and base else None
+
+
+def noisy_batches(rows: Sequence[BenchRow]) -> str:
+    return ",".join(f"b{r.batch}" for r in rows if r.measurement.noisy)
+
+
+# Table 8 (§0/§8): the paper's ARM column is batch 1 in images/s, its GPU column batch 8 in batches/s.
+_FIG1_PLATFORMS = {1: ("arm", "paper ARM img/s"), 8: ("gpu", "paper GPU batch/s")}
+
+
+def _ours(row: dict[str, Any], headers: dict[str, str], b: int, mine: BenchRow, base: BenchRow) -> None:
+    key = speed_key(b)
+    row[key] = round(batches_per_s(mine), 1)
+    row[f"b{b}_vs_v2"] = relative(batches_per_s(mine), batches_per_s(base))
+    headers[key] = f"b{b} img/s" if b == 1 else f"b{b} batch/s"
+    headers[f"b{b}_vs_v2"] = f"b{b} /v2"
+
+
+def _paper(row: dict[str, Any], headers: dict[str, str], b: int, paper: Any, paper_v2: Any) -> None:
+    plat, label = _FIG1_PLATFORMS[b]
+    row[f"paper_{plat}"] = getattr(paper, plat)
+    row[f"paper_{plat}_vs_v2"] = relative(getattr(paper, plat), getattr(paper_v2, plat))
+    headers[f"paper_{plat}"] = label
+    headers[f"paper_{plat}_vs_v2"] = f"{plat.upper()} /v2"
+
+
+def run_paper_fig1(options: BenchOptions, batches: Sequence[int] = (1, 8), *,
+                   machine: MachineCeilings | None = None, progress: Progress | None = None,
+                   plot_path: str | Path | None = None) -> SuiteResult:
+    """Figure 1 / Table 8 on this machine (module docstring); writes the scatter to ``plot_path``."""
+    start = time.perf_counter()
+    specs = [ModelSpec(name=e.label, build=_builder(e.name, e.kwargs), image_size=(3, e.input, e.input),
+                       family=e.family, info={"registry_name": e.name, **e.kwargs}) for e in FIG1_ENTRIES]
+    bench = run_bench(specs, batches, options, machine=machine, progress=progress)
+    measured: dict[str, dict[int, BenchRow]] = {}
+    for r in bench.rows:
+        measured.setdefault(r.model, {})[r.batch] = r
+    group = {e.label: table8_row(e.table8).group for e in FIG1_ENTRIES}
+    v2_of = {group[e.label]: e for e in FIG1_ENTRIES if e.family == V2}  # same-FLOPs reference
+
+    headers = {"model": "model", "input": "input", "mflops": "MFLOPs", "paper_mflops": "paper MFLOPs"}
+    rows = []
+    for e in FIG1_ENTRIES:
+        mine, ref = measured[e.label], v2_of[group[e.label]]
+        paper, paper_v2 = table8_row(e.table8), table8_row(ref.table8)
+        one = next(iter(mine.values()))
+        row: dict[str, Any] = {"family": e.family, "model": e.label, "registry_name": e.name,
+                               "kwargs": e.kwargs, "input": e.input, "group": group[e.label],
+                               "table8_row": e.table8, "mflops": round(one.flops / one.batch / 1e6, 1),
+                               "paper_mflops": paper.mflops}
+        for b in batches:  # each of our columns, then the paper's platform measured at that batch
+            _ours(row, headers, b, mine[b], measured[ref.label][b])
+            if b in _FIG1_PLATFORMS:
+                _paper(row, headers, b, paper, paper_v2)
+        for b in _FIG1_PLATFORMS:
+            if b not in batches:
+                _paper(row, headers, b, paper, paper_v2)
+        row["noisy"] = noisy_batches(list(mine.values()))
+        rows.append(row)
+    headers["noisy"] = "noisy"
+    notes = [
+        "b1 = batch 1, compared with the paper's ARM column (Snapdragon 810, 1 thread, images/s); "
+        "b8 = batch 8, compared with its GPU column (GTX 1080Ti, batches/s) -- paper.md §0",
+        "/v2 = speed relative to ShuffleNet v2 in the same Table 8 FLOPs group (ours and paper's); "
+        "absolute speeds are not comparable across platforms",
+        "MobileNet v2 is torchvision's (width_mult; channels rounded to multiples of 8, so 0.15x has "
+        "fewer FLOPs than the paper's), the paper's 'our impl.' rows where Table 8 has no original one",
+    ]
+    result = SuiteResult(suite="paper-fig1", title="Figure 1 / Table 8 on this machine", rows=rows,
+                         bench=bench, headers=headers, sources=[TABLE8_SOURCE], notes=notes)
+    if plot_path is not None:
+        result.plot = _plot_fig1(result, batches, Path(plot_path), notes)
+    result.wall_s = round(time.perf_counter() - start, 1)
+    return result
+
+
+def _builder(name: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
+    from shufflenet.models import create_model
+
+    return lambda: create_model(name, **kwargs)
+
+
+def _plot_fig1(result: SuiteResult, batches: Sequence[int], path: Path, notes: list[str]) -> str | None:
+    """Speed vs MFLOPs, one series per family (Fig. 1 c/d): our batches on top, the paper's below."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        notes.append("matplotlib is not installed: no plot (pip install 'shufflenet[plots]')")
+        return None
+    env = result.bench.env
+    where = env.get("gpu_name") or env.get("cpu_model")
+    panels = [(f"this machine ({where}, {env.get('threads')} thread(s)), batch {b}",
+               "images/s" if b == 1 else "batches/s", "mflops", speed_key(b)) for b in batches]
+    panels.append(("paper: GPU (GTX 1080Ti), batch 8", "batches/s", "paper_mflops", "paper_gpu"))
+    panels.append(("paper: ARM (Snapdragon 810), batch 1", "images/s", "paper_mflops", "paper_arm"))
+    ncols = max(len(batches), 2)
+    fig = Figure(figsize=(5.5 * ncols, 9), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, ncols, squeeze=False)
+    slots = [axes[0][i] for i in range(len(batches))] + [axes[1][0], axes[1][1]]
+    for ax in axes.flat:
+        if not any(ax is s for s in slots):
+            ax.set_visible(False)
+    families = list(dict.fromkeys(r["family"] for r in result.rows))
+    markers = "osD^v<>"
+    for ax, (title, unit, xkey, ykey) in zip(slots, panels, strict=True):
+        for i, fam in enumerate(families):
+            pts = sorted((r[xkey], r[ykey]) for r in result.rows
+                         if r["family"] == fam and r.get(ykey) is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[i % len(markers)], label=fam)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("MFLOPs (multiply-adds)")
+        ax.set_ylabel(unit)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Speed vs FLOPs (ShuffleNet V2 paper Fig. 1 / Table 8)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_atomic(path, buf.getvalue())
+    return str(path)
+
+
+def run_suite(suite: str, options: BenchOptions, batches: Sequence[int] | None = None, *,
+              machine: MachineCeilings | None = None, progress: Progress | None = None,
+              plot_path: str | Path | None = None) -> SuiteResult:
+    """Run ``paper-fig1`` (default batches 1 and 8) or ``units`` (default batch 1)."""
+    if suite == "paper-fig1":
+        return run_paper_fig1(options, batches or (1, 8), machine=machine, progress=progress,
+                              plot_path=plot_path)
+    if suite == "units":
+        from shufflenet.measure import unit_suite
+
+        return unit_suite.run_units(options, batches or (1,), machine=machine, progress=progress)
+    raise UserInputError(f"unknown suite {suite!r}: choose {' or '.join(SUITES)}")

@@ -1,0 +1,405 @@
+"""Mechanics of shufflenet.measure: statistics, warm-up, threads, options, environment, ceilings, suites.
+
+No absolute time is asserted anywhere: timings only need to be present, positive and consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import socket
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from shufflenet.errors import ShuffleNetError, UserInputError
+from shufflenet.measure import (
+    BenchOptions,
+    ModelSpec,
+    capture_environment,
+    is_noisy,
+    load_machine,
+    measure,
+    measure_machine,
+    run_bench,
+    suites,
+    summarize_times,
+    unit_suite,
+)
+from shufflenet.measure import machine as machine_mod
+from shufflenet.measure import timing as timing_mod
+from shufflenet.measure.paper_speeds import TABLE8, app_table1b, table8_row
+from shufflenet.measure.timing import Measurement
+
+FAST = dict(min_run_time=0.01, warmup=3)
+SIZE = (1, 3, 8, 8)
+
+
+class Tiny(nn.Module):
+    """A small conv net that counts its forward calls and the thread count each call saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.calls = 0
+        self.threads_seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.threads_seen.append(torch.get_num_threads())
+        return torch.relu(self.bn(self.conv(x)))
+
+
+# ----------------------------------------------------------------------------------------- statistics
+def test_summarize_known_times() -> None:
+    s = summarize_times([9, 1, 5, 3, 7, 2, 8, 4, 6])  # order must not matter
+    assert (s.n, s.median, s.p25, s.p75, s.iqr, s.min, s.max) == (9, 5, 3, 7, 4, 1, 9)
+    assert s.mean == 5 and s.relative_iqr == pytest.approx(0.8)
+    assert s.quantiles["p10"] == pytest.approx(1.8)  # 1 + 0.8 * (2 - 1), linear interpolation
+
+
+def test_summarize_matches_torch_quantile() -> None:
+    rng = random.Random(0)
+    times = [rng.uniform(0.001, 0.002) for _ in range(37)]
+    s = summarize_times(times)
+    t = torch.tensor(times, dtype=torch.float64)
+    for q, key in ((0.25, "p25"), (0.5, "p50"), (0.75, "p75"), (0.9, "p90")):
+        assert s.quantiles[key] == pytest.approx(torch.quantile(t, q).item(), rel=1e-12)
+    assert s.iqr == pytest.approx(s.p75 - s.p25)
+
+
+def test_summarize_single_and_empty() -> None:
+    s = summarize_times([0.5])
+    assert s.median == s.p25 == s.p75 == 0.5 and s.iqr == 0
+    with pytest.raises(ValueError):
+        summarize_times([])
+
+
+def test_noisy_flag_threshold() -> None:
+    assert not is_noisy(10.0, 1.0)  # exactly 10% is not above 10%
+    assert is_noisy(10.0, 1.0001)
+    assert not is_noisy(10.0, 0.2)
+    assert is_noisy(0.0, 0.0)
+    assert is_noisy(10.0, 0.6, threshold=0.05)
+
+
+def _measurement(median: float, iqr: float, batch: int = 4) -> Measurement:
+    return Measurement(model="m", input_size=(batch, 3, 8, 8), device="cpu", dtype="fp32",
+                       memory_format="contiguous",
+                       threads=1, median_s=median, mean_s=median, iqr_s=iqr, min_s=median, max_s=median,
+                       quantiles_s={}, number_per_run=2, num_blocks=5, warmup_runs=3, warmup_s=0.1,
+                       min_run_time=0.1, method="blocked")
+
+
+def test_measurement_derived_fields() -> None:
+    m = _measurement(0.02, 0.001)
+    assert m.images_per_s == pytest.approx(200) and m.batches_per_s == pytest.approx(50)
+    assert m.total_runs == 10 and not m.noisy and m.relative_iqr == pytest.approx(0.05)
+    assert _measurement(0.02, 0.0021).noisy
+    d = m.to_dict()
+    assert d["noisy"] is False and d["batch"] == 4 and d["input_size"] == [4, 3, 8, 8]
+
+
+# ----------------------------------------------------------------------------------------- measure()
+def test_measure_fields_present_and_positive() -> None:
+    m = measure(Tiny(), SIZE, name="tiny", **FAST)
+    assert m.model == "tiny" and m.input_size == SIZE and m.device == "cpu" and m.dtype == "fp32"
+    assert m.warmup_runs == 3 and m.warmup_s > 0
+    assert m.num_blocks >= 1 and m.number_per_run >= 1 and m.total_runs == m.num_blocks * m.number_per_run
+    for v in (m.median_s, m.mean_s, m.min_s, m.max_s, m.images_per_s, m.batches_per_s):
+        assert v > 0 and math.isfinite(v)
+    assert m.iqr_s >= 0 and m.min_s <= m.median_s <= m.max_s
+    assert m.images_per_s == pytest.approx(m.batch / m.median_s)
+    assert len(m.times_s) == m.num_blocks
+    assert m.noisy == (m.iqr_s > 0.1 * m.median_s)
+    d = json.loads(json.dumps(m.to_dict()))
+    for key in ("median_s", "iqr_s", "quantiles_s", "num_blocks", "total_runs", "warmup_runs", "images_per_s",
+                "batches_per_s", "noisy", "env", "clock", "threads"):
+        assert key in d
+
+
+def test_warmup_runs_before_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = Tiny()
+    seen: dict[str, int] = {}
+    real = timing_mod._Timer
+
+    class SpyTimer(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs) -> None:
+            seen["calls_before_timing"] = model.calls
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(timing_mod, "_Timer", SpyTimer)
+    m = measure(model, SIZE, min_run_time=0.01, warmup=5)
+    assert m.warmup_runs == 5 and seen["calls_before_timing"] == 5
+    assert model.calls >= 5 + m.total_runs  # plus Timer's own block-size estimation
+
+
+def test_threads_honoured_and_restored() -> None:
+    before = torch.get_num_threads()
+    model = Tiny()
+    m = measure(model, SIZE, threads=1, **FAST)
+    assert m.threads == 1 and set(model.threads_seen) == {1} and m.env["threads"] == 1
+    assert torch.get_num_threads() == before
+    if (os.cpu_count() or 1) >= 2:
+        model = Tiny()
+        m = measure(model, SIZE, threads=2, **FAST)
+        assert set(model.threads_seen) == {2} and m.clock == "wall"
+        assert torch.get_num_threads() == before
+
+
+def test_default_threads_is_one_on_cpu_with_cpu_clock() -> None:
+    m = measure(Tiny(), SIZE, **FAST)
+    assert m.threads == 1 and m.clock == "thread_cpu"
+    assert m.wall_median_s is not None and m.wall_median_s > 0
+    assert any("threads defaulted to 1" in n for n in m.notes)
+    assert measure(Tiny(), SIZE, clock="wall", **FAST).clock == "wall"
+
+
+def test_model_left_as_it_was() -> None:
+    model = Tiny().train()
+    measure(model, SIZE, **FAST)
+    assert model.training
+    measure(model, SIZE, dtype="bf16", **FAST)  # converted on a copy
+    assert model.conv.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype, name", [("bf16", "bf16"), (torch.bfloat16, "bf16"), ("fp16", "fp16")])
+def test_low_precision(dtype, name) -> None:
+    m = measure(Tiny(), SIZE, dtype=dtype, **FAST)
+    assert m.dtype == name and m.env["dtype"] == name and m.median_s > 0
+    if name == "fp16":
+        assert any("fp16 on CPU" in n for n in m.notes)
+
+
+def test_channels_last() -> None:
+    m = measure(Tiny(), SIZE, memory_format="channels_last", **FAST)
+    assert m.memory_format == "channels_last" and m.env["memory_format"] == "channels_last"
+
+
+def test_block_of_one_pass_for_ms_scale_models() -> None:
+    class Slow(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = time.thread_time() + 0.0015
+            while time.thread_time() < t:  # burn CPU: both clocks see it
+                pass
+            return x
+
+    m = measure(Slow(), SIZE, min_run_time=0.02, warmup=1)
+    assert m.number_per_run == 1 and m.num_blocks >= 2
+
+
+def test_adaptive_method() -> None:
+    m = measure(Tiny(), SIZE, method="adaptive", min_run_time=0.01, max_run_time=0.2, warmup=1)
+    assert m.method == "adaptive" and m.num_blocks >= 1
+
+
+def test_compile_failure_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("inductor: no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(ShuffleNetError, match="torch.compile failed: inductor"):
+        measure(Tiny(), SIZE, compile=True, **FAST)
+
+
+def test_wrong_input_is_user_error() -> None:
+    with pytest.raises(UserInputError, match="cannot run on input"):
+        measure(Tiny(), (1, 5, 8, 8), **FAST)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"device": "tpu"}, "unknown device"),
+    ({"device": "cuda:x"}, "unknown device"),
+    ({"threads": 0}, "threads must be >= 1"),
+    ({"threads": (os.cpu_count() or 1) + 1}, "logical CPU"),
+    ({"dtype": "fp8"}, "unknown dtype"),
+    ({"dtype": torch.int8}, "unsupported dtype"),
+    ({"memory_format": "nhwc"}, "unknown memory format"),
+    ({"cuda_graphs": True}, "needs --device cuda"),
+    ({"clock": "sundial"}, "unknown clock"),
+    ({"min_run_time": 0}, "min_run_time"),
+    ({"warmup": -1}, "warmup"),
+])
+def test_bad_options(kwargs, match) -> None:
+    with pytest.raises(UserInputError, match=match):
+        measure(Tiny(), SIZE, **{**FAST, **kwargs})
+
+
+@pytest.mark.parametrize("size", [(0, 3, 8, 8), (3, 8, 8), (1, 3, 8, -1)])
+def test_bad_input_size(size) -> None:
+    with pytest.raises(UserInputError):
+        measure(Tiny(), size, **FAST)
+
+
+def test_thread_cpu_clock_needs_one_cpu_thread() -> None:
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 CPUs")
+    with pytest.raises(UserInputError, match="thread_cpu"):
+        measure(Tiny(), SIZE, threads=2, clock="thread_cpu", **FAST)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_without_cuda_is_user_error() -> None:
+    with pytest.raises(UserInputError, match="no CUDA device"):
+        measure(Tiny(), SIZE, device="cuda", **FAST)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("graphs", [False, True])
+def test_cuda_protocol(graphs: bool) -> None:
+    prior = torch.backends.cudnn.benchmark
+    m = measure(Tiny(), (8, 3, 32, 32), device="cuda", cuda_graphs=graphs, **FAST)
+    assert m.device.startswith("cuda") and m.cudnn_benchmark is True and m.cuda_graphs is graphs
+    assert m.clock == "wall" and m.env["gpu_name"] and m.median_s > 0
+    assert torch.backends.cudnn.benchmark == prior
+
+
+# ----------------------------------------------------------------------------------------- environment
+def test_environment_fields() -> None:
+    env = capture_environment(threads=1, batch=4, memory_format="channels_last", dtype=torch.bfloat16)
+    for key in ("cpu_model", "cpu_logical_cores", "cpu_physical_cores", "threads", "torch", "torchvision",
+                "python", "dtype", "batch", "memory_format", "device", "gpu_name"):
+        assert key in env
+    assert env["cpu_logical_cores"] >= env["cpu_physical_cores"] >= 1
+    got = (env["threads"], env["batch"], env["dtype"], env["memory_format"])
+    assert got == (1, 4, "bf16", "channels_last")
+    assert env["torch"] == torch.__version__ and isinstance(env["cpu_model"], str) and env["cpu_model"]
+    host = socket.gethostname()
+    if len(host) > 3:
+        assert host not in json.dumps(env)  # results are committed: no hostname
+
+
+# ----------------------------------------------------------------------------------------- machine
+@pytest.fixture
+def small_machine(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.setenv("SHUFFLENET_CACHE", str(tmp_path))
+    monkeypatch.setattr(machine_mod, "MATMUL_N", {"cpu": 128, "cuda": 1024})
+    monkeypatch.setattr(machine_mod, "COPY_ELEMENTS", {"cpu": 1 << 18, "cuda": 1 << 22})
+    return tmp_path
+
+
+def test_machine_ceilings_cached(small_machine) -> None:
+    assert load_machine("cpu", 1) is None
+    c = measure_machine("cpu", 1, min_run_time=0.02)
+    assert c.matmul_gflops > 0 and c.matmul_gmadds == pytest.approx(c.matmul_gflops / 2)
+    assert c.copy_gb_per_s > 0 and c.copy_bytes == 2 * 4 * (1 << 18) and c.threads == 1
+    path = small_machine / "machine-cpu.json"
+    assert path.exists() and "1" in json.loads(path.read_text())["entries"]
+    again = measure_machine("cpu", 1)  # served from the cache
+    assert again.matmul_gflops == c.matmul_gflops and load_machine("cpu", 1).copy_gb_per_s == c.copy_gb_per_s
+    assert c.compute_fraction(c.matmul_gmadds) == pytest.approx(1.0)
+    assert c.bandwidth_fraction(c.copy_gb_per_s / 2) == pytest.approx(0.5)
+
+
+def test_machine_cache_ignores_other_machine(small_machine) -> None:
+    measure_machine("cpu", 1, min_run_time=0.02)
+    path = small_machine / "machine-cpu.json"
+    data = json.loads(path.read_text())
+    data["entries"]["1"]["env"]["cpu_model"] = "some other CPU"
+    path.write_text(json.dumps(data))
+    assert load_machine("cpu", 1) is None
+
+
+# ----------------------------------------------------------------------------------------- bench rows
+class _Bar(list):
+    def __init__(self, items) -> None:
+        super().__init__(items)
+        self.postfix: list[str] = []
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix.append(text)
+
+
+def test_run_bench_rows_and_progress() -> None:
+    bars: list[_Bar] = []
+
+    def progress(items, desc, total):
+        bars.append(_Bar(items))
+        return bars[-1]
+
+    spec = ModelSpec(name="tiny", build=Tiny, image_size=(3, 8, 8), family="test")
+    opts = BenchOptions(min_run_time=0.01, warmup=1)
+    result = run_bench([spec], [1, 2], opts, progress=progress)
+    assert [r.batch for r in result.rows] == [1, 2]
+    one, two = result.rows
+    assert one.flops == 3 * 4 * 9 * 64 and two.flops == 2 * one.flops  # multiply-adds of the 3x3 conv
+    assert two.mac > one.mac > 0 and one.mac_bytes == 4 * one.mac
+    assert one.gmadds_per_s == pytest.approx(one.flops / one.latency_s / 1e9)
+    assert bars and bars[0].postfix == ["tiny", "tiny batch 1", "tiny batch 2"]
+    d = json.loads(json.dumps(result.to_dict(), default=str))
+    assert set(d) == {"conventions", "options", "env", "machine", "rows"}
+    for key in ("mflops", "mmac", "latency_ms", "iqr_ms", "images_per_s", "batches_per_s", "gmadds_per_s",
+                "noisy", "measurement"):
+        assert key in d["rows"][0]
+    assert any("multiply-adds" in c for c in d["conventions"])
+
+
+def test_bench_options_validate_early() -> None:
+    with pytest.raises(UserInputError):
+        BenchOptions(device="gpu")
+    with pytest.raises(UserInputError):
+        BenchOptions(dtype="int4")
+    with pytest.raises(UserInputError):
+        BenchOptions(cuda_graphs=True)
+    assert BenchOptions.make_quick().min_run_time < BenchOptions().min_run_time
+
+
+# ----------------------------------------------------------------------------------------- suites, paper data
+def test_table8_data() -> None:
+    assert len(TABLE8) == 39
+    r = table8_row("ShuffleNet v2 1x")
+    assert (r.mflops, r.top1_err, r.gpu, r.arm) == (146, 30.6, 341, 24.4)
+    assert table8_row("0.75 MobileNet v2 (our impl.)").input == 192
+    assert table8_row("CondenseNet (G=C=8)").gpu is None
+    assert app_table1b(56, "ShuffleNet v2", 64) == (216, 34.8)
+    assert app_table1b(28, "MobileNet v2", 256) == (189, 13.3)
+
+
+def test_fig1_entries_cover_the_paper() -> None:
+    from shufflenet.models import get_entry
+
+    fams = [e.family for e in suites.FIG1_ENTRIES]
+    assert fams.count("ShuffleNet v2") == 4 and fams.count("ShuffleNet v1 (g=3)") == 4
+    assert fams.count("MobileNet v2") == 6 and fams.count("MobileNet v1") == 4
+    groups_with_v2 = {table8_row(e.table8).group for e in suites.FIG1_ENTRIES if e.family == "ShuffleNet v2"}
+    for e in suites.FIG1_ENTRIES:
+        row = table8_row(e.table8)
+        assert row.input == e.input and row.group in groups_with_v2
+        if not e.name.startswith("torchvision:"):
+            get_entry(e.name)
+    mnv2 = {e.kwargs["width_mult"]: e.input for e in suites.FIG1_ENTRIES if e.family == "MobileNet v2"}
+    assert mnv2 == {0.15: 224, 0.4: 160, 0.6: 224, 0.75: 192, 1.0: 224, 1.4: 224}
+
+
+def test_match_width_is_closest_valid_width() -> None:
+    side = 8  # FLOPs of all units scale with H*W alike, so a small map solves the same widths fast
+    target = unit_suite.unit_flops(unit_suite.v2_unit, 64, side)
+    w1 = unit_suite.match_width(unit_suite.v1_unit, target, side, unit_suite.V1_WIDTH_STEP)
+    assert w1 % 12 == 0
+    err = abs(unit_suite.unit_flops(unit_suite.v1_unit, w1, side) - target)
+    for other in (w1 - 12, w1 + 12):
+        assert abs(unit_suite.unit_flops(unit_suite.v1_unit, other, side) - target) >= err
+    w2 = unit_suite.match_width(unit_suite.mnv2_unit, target, side, 1)
+    err2 = abs(unit_suite.unit_flops(unit_suite.mnv2_unit, w2, side) - target)
+    for other in (w2 - 1, w2 + 1):
+        assert abs(unit_suite.unit_flops(unit_suite.mnv2_unit, other, side) - target) >= err2
+
+
+def test_units_suite_small() -> None:
+    opts = BenchOptions(min_run_time=0.01, warmup=1)
+    res = unit_suite.run_units(opts, (1,), channels=(64,), sides=(28,))
+    assert [r["model"] for r in res.rows] == ["ShuffleNet v2", "ShuffleNet v1", "MobileNet v2"]
+    v2, v1, mb = res.rows
+    assert v2["width"] == 64 and v1["width"] % 12 == 0 and v2["b1_vs_v2"] == 1.0
+    assert abs(v1["dflops_pct"]) < 15 and abs(mb["dflops_pct"]) < 5
+    assert (v2["paper_gpu"], v2["paper_arm"], v1["paper_gpu_vs_v2"]) == (407, 174.5, round(298 / 407, 2))
+    assert any("matched widths" in n for n in res.notes)
+    assert res.to_dict()["rows"] == res.rows and len(res.bench.rows) == 3
