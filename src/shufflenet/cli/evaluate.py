@@ -1,0 +1,85 @@
+"""``shufflenet eval CHECKPOINT``: top-1/top-5 accuracy and loss on a dataset, with a confusion matrix PNG
+(up to 20 classes). Reads any checkpoint ``load_weights`` reads; this package's checkpoints carry their
+model, classes and preprocessing, others need ``--model`` (e.g. ``--model shufflenet_v2_x1_0 --layout
+torchvision --data imagefolder --data-dir /data/imagenet`` for torchvision's weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from shufflenet.cli._common import add_model_args, add_output_args, emit, rows_to_csv, rows_to_table, to_json
+
+S = argparse.SUPPRESS
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, loss, confusion matrix",
+                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("checkpoint", help="checkpoint file (training checkpoint, model.pt, torchvision, Megvii)")
+    p.add_argument("--model", default=S, help="model name when the checkpoint does not say it")
+    p.add_argument("--config", metavar="FILE", help="TOML/YAML/JSON file of EvalConfig keys ([eval] section)")
+    p.add_argument("--data", dest="dataset", choices=("fashion-mnist", "imagefolder", "synthetic"), default=S,
+                   help="dataset (default: the checkpoint's; else fashion-mnist)")
+    p.add_argument("--data-dir", default=S, metavar="DIR")
+    p.add_argument("--download", action="store_true", default=S)
+    p.add_argument("--split", choices=("val", "train"), default=S, help="val (Fashion-MNIST: test set) or train")
+    p.add_argument("--image-size", type=int, default=S)
+    p.add_argument("--input-convention", choices=("auto", "torchvision", "official"), default=S)
+    p.add_argument("--limit", type=int, default=S, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--synthetic-val", type=int, default=S, metavar="N", help="synthetic images")
+    p.add_argument("--synthetic-classes", type=int, default=S, metavar="N")
+    p.add_argument("--synthetic-chans", type=int, default=S, metavar="N")
+    p.add_argument("--batch-size", type=int, default=S)
+    p.add_argument("--workers", type=int, default=S)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S)
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=S)
+    p.add_argument("--channels-last", action="store_true", default=S)
+    p.add_argument("--confusion", dest="confusion_png", metavar="PNG", default=S,
+                   help="confusion matrix PNG path (default: confusion_matrix.png beside the checkpoint)")
+    p.add_argument("--no-confusion", dest="confusion_png", action="store_const", const=None, default=S)
+    add_model_args(p)
+    add_output_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from shufflenet.cli.train import model_kwargs_from_args
+    from shufflenet.train.config import EvalConfig, resolve_config
+    from shufflenet.train.evaluate import run_eval
+
+    names = {f.name for f in fields(EvalConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names and k != "model_kwargs"}
+    overrides["progress"] = not args.quiet
+    kwargs = model_kwargs_from_args(args)
+    if kwargs:
+        overrides["model_kwargs"] = kwargs
+    cfg = resolve_config(EvalConfig, args.config, overrides, section="eval")
+    report = run_eval(cfg)
+    from shufflenet.train.distributed import env_ranks
+
+    if env_ranks()[0] != 0:
+        return 0
+    if args.format == "json":
+        text = to_json(report.to_dict())
+    elif args.format == "csv":
+        d = report.to_dict()
+        text = rows_to_csv([{k: v for k, v in d.items() if not isinstance(v, (list, dict))}])
+    else:
+        r = report.result
+        rows = [{"item": k, "value": v} for k, v in (
+            ("model", report.model), ("weights format", report.weights_format),
+            ("dataset", f"{report.dataset} ({report.split})"), ("images", r.count),
+            ("top-1 %", round(r.top1, 2)), ("top-5 %", round(r.top5, 2)), ("loss", round(r.loss, 4)),
+            ("input", report.input_convention), ("confusion PNG", report.confusion_png))]
+        text = rows_to_table(rows, title=f"eval {report.checkpoint}")
+        per_class = report.per_class_accuracy()
+        if per_class and len(per_class) <= 20:
+            text += "\n\n" + rows_to_table(per_class, title="per class (top-1 %)")
+        if report.note:
+            text += f"\n\nnote: {report.note}"
+    emit(text, args.out)
+    return 0

@@ -1,0 +1,63 @@
+"""``shufflenet predict -c CHECKPOINT IMAGE...``: top-k labels with probabilities for image files.
+
+Class names and preprocessing come from the checkpoint (``--classes FILE`` overrides the names). A file that
+is missing, unreadable or not an image gets one error line on stderr; the others are still predicted, and
+the exit code is 2 when any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from shufflenet.cli._common import add_model_args, add_output_args, emit, rows_to_csv, rows_to_table, to_json
+from shufflenet.errors import UserInputError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("predict", help="top-k labels with probabilities for image files",
+                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("-c", "--checkpoint", required=True, help="checkpoint or model.pt of a training run")
+    p.add_argument("-k", "--topk", type=int, default=5, help="labels per image (default 5)")
+    p.add_argument("--model", default=None, help="model name when the checkpoint does not say it")
+    p.add_argument("--classes", metavar="FILE", help="class names, one per line (overrides the checkpoint's)")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--input-convention", choices=("auto", "torchvision", "official"), default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_model_args(p)
+    add_output_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from shufflenet.cli.train import model_kwargs_from_args
+    from shufflenet.train.config import PredictConfig
+    from shufflenet.train.predict import predict
+
+    names = None
+    if args.classes:
+        try:
+            names = [ln.strip() for ln in Path(args.classes).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except OSError as exc:
+            raise UserInputError(f"cannot read --classes {args.classes}: {exc.strerror or exc}") from None
+    cfg = PredictConfig(checkpoint=args.checkpoint, images=list(args.images), topk=args.topk, model=args.model,
+                        model_kwargs=model_kwargs_from_args(args), class_names=names, image_size=args.image_size,
+                        input_convention=args.input_convention, batch_size=args.batch_size, device=args.device)
+    result = predict(cfg)
+    if args.format == "json":
+        text = to_json(result.to_dict())
+    elif args.format == "csv":
+        text = rows_to_csv(result.rows())
+    else:
+        rows = [{"file": r["file"] if r["rank"] == 1 else "", "rank": r["rank"], "label": r["label"],
+                 "prob": round(100.0 * r["prob"], 2)} for r in result.rows()]
+        text = rows_to_table(rows, title=f"predict with {result.model} ({args.checkpoint}); prob in %") if rows else ""
+    if text:
+        emit(text, args.out)
+    for failed in result.failed:
+        sys.stderr.write(f"shufflenet: error: {failed.path}: {failed.error}\n")
+    return 2 if result.failed else 0

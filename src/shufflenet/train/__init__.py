@@ -1,0 +1,30 @@
+"""Training, evaluation and prediction with the official ShuffleNet recipe (paper.md §12).
+
+    from shufflenet.train import TrainConfig, train
+    result = train(TrainConfig(model="shufflenet_v2_x0_5", dataset="fashion-mnist", epochs=30))
+
+One process, or many under torchrun (DDP); resumable exactly; see :mod:`shufflenet.train.engine`.
+"""
+
+from shufflenet.train.checkpoint import load_checkpoint, save_checkpoint
+from shufflenet.train.config import EvalConfig, PredictConfig, TrainConfig, load_config_file, resolve_config
+from shufflenet.train.data import DataBundle, Preprocess, build_data
+from shufflenet.train.engine import ModelEMA, TrainingDiverged, TrainResult, train
+from shufflenet.train.evaluate import EvalReport, EvalResult, evaluate, load_model_for_inference, run_eval
+from shufflenet.train.predict import FilePrediction, PredictResult, predict
+from shufflenet.train.recipe import (
+    build_loss,
+    build_optimizer,
+    build_scheduler,
+    parameter_groups,
+    recalibrate_bn,
+    scaled_lr,
+)
+
+__all__ = [
+    "DataBundle", "EvalConfig", "EvalReport", "EvalResult", "FilePrediction", "ModelEMA", "PredictConfig",
+    "PredictResult", "Preprocess", "TrainConfig", "TrainResult", "TrainingDiverged", "build_data", "build_loss",
+    "build_optimizer", "build_scheduler", "evaluate", "load_checkpoint", "load_config_file",
+    "load_model_for_inference", "parameter_groups", "predict", "recalibrate_bn", "resolve_config", "run_eval",
+    "save_checkpoint", "scaled_lr", "train",
+]

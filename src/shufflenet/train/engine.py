@@ -1,0 +1,695 @@
+"""The training loop: the recipe of :mod:`shufflenet.train.recipe` on one process or many (DDP).
+
+:func:`train` takes a :class:`~shufflenet.train.config.TrainConfig` and writes into ``output_dir``:
+
+* ``config.json`` — the resolved config (a valid ``--config`` file), ``run.json`` — derived settings and
+  the environment;
+* ``last.pt`` — the resumable checkpoint (every epoch, every ``checkpoint_every`` steps, at a
+  ``stop_after_steps`` stop, and at the end), written atomically;
+* ``model.pt`` — the final weights after BN recalibration (the EMA weights when EMA is on), with the
+  metadata ``shufflenet eval``/``predict`` need;
+* ``metrics.csv`` and ``metrics.jsonl`` — one row per epoch; ``tb/`` — TensorBoard scalars when the
+  ``tensorboard`` package is installed; ``summary.json`` — the final result.
+
+Only rank 0 writes files and logs. A non-finite loss stops the run with :class:`TrainingDiverged` before
+the bad step is applied; nothing is written after it, so ``last.pt`` stays the last good checkpoint.
+
+Exactness: data order comes from :class:`~shufflenet.train.data.EpochSampler` (seed + epoch), augmentation
+from per-sample seeds, and the checkpoint holds every RNG state, so a run stopped anywhere and resumed
+with the same world size follows the uninterrupted run's trajectory; on CPU with ``deterministic=True``
+the final weights are bitwise identical (tested).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from shufflenet.errors import ShuffleNetError, UserInputError, WeightsError
+from shufflenet.train.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    resolve_resume,
+    restore_rng,
+    save_checkpoint,
+)
+from shufflenet.train.config import TrainConfig
+from shufflenet.train.data import DataBundle, EpochSampler, ShardSampler, build_data, make_loader
+from shufflenet.train.distributed import DistContext, cleanup, setup, unwrap, wrap_model
+from shufflenet.train.evaluate import EvalResult, autocast_context, evaluate
+from shufflenet.train.recipe import LinearDecay, build_loss, build_optimizer, build_scheduler, recalibrate_bn
+
+METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
+                  "ema_val_loss", "ema_val_top1", "ema_val_top5", "epoch_time_s", "images_per_s", "elapsed_s"]
+# Settings a resumed run must share with its checkpoint (others may change, e.g. workers or progress).
+RESUME_FIXED = ("model", "model_kwargs", "dataset", "batch_size", "image_size", "synthetic_classes",
+                "synthetic_chans", "limit_train")
+
+
+class TrainingDiverged(ShuffleNetError):
+    """The loss became NaN or infinite; the run stopped before applying that step."""
+
+
+class ModelEMA:
+    """Exponential moving average of a model's parameters and buffers (a copy updated after each step).
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` over the first updates (as TensorFlow's and
+    timm's EMA), so early averages are not dominated by the random initialisation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_state, state = self.module.state_dict(), model.state_dict()
+        floats_e, floats_m = [], []
+        for k, e in ema_state.items():
+            m = state[k].detach()
+            if e.is_floating_point():
+                floats_e.append(e)
+                floats_m.append(m)
+            else:
+                e.copy_(m)
+        if floats_e:
+            torch._foreach_mul_(floats_e, d)
+            torch._foreach_add_(floats_e, floats_m, alpha=1.0 - d)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state_dict": self.module.state_dict(), "updates": self.updates, "decay": self.decay}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["state_dict"])
+        self.updates = int(state["updates"])
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did. ``status`` is ``"finished"`` or ``"stopped"`` (``stop_after_steps``)."""
+
+    status: str
+    output_dir: str
+    model_name: str
+    epochs: int
+    step: int
+    total_steps: int
+    world_size: int
+    final: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    train_time_s: float = 0.0
+    images_per_s: float = 0.0
+    checkpoint: str | None = None
+    weights: str | None = None
+    model: nn.Module | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "model"}
+
+
+def build_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:
+    """The model of ``cfg`` sized for ``data``: ``num_classes``/``in_chans`` from the data and
+    ``small_input`` from the dataset (True for Fashion-MNIST) unless ``model_kwargs`` says otherwise."""
+    from shufflenet.models import create_model
+
+    return create_model(cfg.model, **model_kwargs_for(cfg, data))
+
+
+def model_kwargs_for(cfg: TrainConfig, data: DataBundle) -> dict[str, Any]:
+    kwargs = {k: v for k, v in cfg.model_kwargs.items() if v is not None}
+    is_tv = cfg.model.startswith("torchvision:")
+    if "num_classes" in kwargs and kwargs["num_classes"] != data.num_classes:
+        raise UserInputError(f"num_classes={kwargs['num_classes']} but dataset {data.name} has "
+                             f"{data.num_classes} classes")
+    kwargs["num_classes"] = data.num_classes
+    if data.in_chans != 3 or not is_tv:
+        kwargs.setdefault("in_chans", data.in_chans)
+    if not is_tv:
+        kwargs.setdefault("small_input", data.small_input)
+    return kwargs
+
+
+def train(cfg: TrainConfig, *, model: nn.Module | None = None) -> TrainResult:
+    """Train with the official recipe; see the module docstring for what is written where.
+
+    ``model`` replaces the one ``cfg.model`` names (a custom network; its checkpoints then need the same
+    code to be rebuilt). Under torchrun every process calls this; rank 0 writes.
+    """
+    cfg.validate(check_model=model is None)
+    ctx = setup(cfg.device)
+    det_state = (torch.are_deterministic_algorithms_enabled(),
+                 torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        result = _Trainer(cfg, ctx, model).run()
+    finally:
+        torch.use_deterministic_algorithms(det_state[0], warn_only=det_state[1])
+    cleanup(ctx)  # on success only: after a failure on one rank, waiting for the others could hang
+    return result
+
+
+class _MetricsLog:
+    """metrics.csv + metrics.jsonl (+ TensorBoard), rewritten from the history on resume."""
+
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool) -> None:
+        self.out, self.enabled = out, enabled
+        self.tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"))
+            except Exception:  # noqa: BLE001 - tensorboard not installed (or broken): CSV/JSON only
+                self.tb = None
+
+    def reset(self, history: list[dict[str, Any]]) -> None:
+        if not self.enabled:
+            return
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+        (self.out / "metrics.csv").write_text(buf.getvalue(), encoding="utf-8")
+        (self.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
+
+    def append(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.out / "metrics.csv", "a", encoding="utf-8", newline="") as f:
+            csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n").writerow(row)
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if k not in ("epoch", "step") and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, int(row["step"]))
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, ctx: DistContext, model: nn.Module | None) -> None:
+        self.cfg, self.ctx, self.custom_model = cfg, ctx, model
+        self.out = Path(cfg.output_dir).expanduser()
+        self.bar: Any = None
+        self.last_saved: tuple[Path, int] | None = None
+
+    # ------------------------------------------------------------------------------------ logging
+    def log(self, msg: str) -> None:
+        if self.ctx.is_main and self.cfg.verbose:
+            if self.bar is not None:
+                self.bar.write(msg, file=sys.stderr)
+            else:
+                print(msg, file=sys.stderr, flush=True)
+
+    # -------------------------------------------------------------------------------------- setup
+    def _setup(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        elif ctx.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if cfg.amp == "fp16" and ctx.device.type != "cuda":
+            raise UserInputError("amp 'fp16' needs CUDA (use 'bf16' on CPU, or 'none')")
+        if ctx.world_size > 1 and cfg.batch_size % ctx.world_size:
+            raise UserInputError(f"batch_size {cfg.batch_size} (global) is not divisible by the "
+                                 f"{ctx.world_size} processes")
+        self.per_rank_batch = cfg.batch_size // ctx.world_size
+        self.resume_path = resolve_resume(cfg.resume, self.out)
+        self.ckpt = load_checkpoint(self.resume_path) if self.resume_path else None  # fail fast if corrupted
+        if self.ckpt is not None:
+            self._check_resume_config(self.ckpt["train"].get("config") or self.ckpt["meta"].get("config") or {})
+
+        torch.manual_seed(cfg.seed)
+        import random
+
+        import numpy as np
+
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+
+        if cfg.download and ctx.distributed and not ctx.is_main:
+            ctx.barrier()  # rank 0 downloads first
+        self.data = build_data(
+            cfg.dataset, data_dir=cfg.data_dir, download=cfg.download, image_size=cfg.image_size,
+            input_convention=cfg.input_convention, seed=cfg.seed, limit_train=cfg.limit_train,
+            limit_val=cfg.limit_val, random_erasing=cfg.random_erasing, synthetic_classes=cfg.synthetic_classes,
+            synthetic_train=cfg.synthetic_train, synthetic_val=cfg.synthetic_val,
+            synthetic_chans=cfg.synthetic_chans)
+        if cfg.download and ctx.distributed and ctx.is_main:
+            ctx.barrier()
+        if self.data.train is None or len(self.data.train) == 0:  # type: ignore[arg-type]
+            raise UserInputError(f"no training images found for dataset {cfg.dataset}")
+
+        self.model_kwargs = model_kwargs_for(self.cfg, self.data) if self.custom_model is None else {}
+        raw = self.custom_model if self.custom_model is not None else build_model(cfg, self.data)
+        raw.to(ctx.device)
+        if cfg.channels_last:
+            raw.to(memory_format=torch.channels_last)
+        self.model = wrap_model(raw, ctx, sync_bn=cfg.sync_bn)
+        self.raw = unwrap(self.model)
+        torch.manual_seed(cfg.seed + ctx.rank)  # per-rank stream for dropout etc. (model init is rank 0's)
+
+        self.lr = cfg.effective_lr()
+        self.optimizer = build_optimizer(self.raw, self.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        self.loader_gen = torch.Generator().manual_seed(cfg.seed)
+        self.sampler = EpochSampler(self.data.train, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed)
+        self.steps_per_epoch = self.sampler.num_samples // self.per_rank_batch
+        if self.steps_per_epoch == 0:
+            raise UserInputError(f"batch_size {cfg.batch_size} is larger than the training set "
+                                 f"({len(self.data.train)} images)")  # type: ignore[arg-type]
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.warmup_steps)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+        self.ema = ModelEMA(self.raw, cfg.ema_decay) if cfg.ema_decay else None
+        self.criterion = build_loss(cfg.label_smoothing)
+        self.loader = make_loader(self.data.train, self.per_rank_batch, self.sampler, workers=cfg.workers,
+                                  device=ctx.device, drop_last=True, generator=self.loader_gen)
+        self.val_loader = None
+        if self.data.val is not None and len(self.data.val) > 0:  # type: ignore[arg-type]
+            vs = ShardSampler(len(self.data.val), ctx.world_size, ctx.rank)  # type: ignore[arg-type]
+            self.val_loader = make_loader(self.data.val, self.per_rank_batch, vs, workers=cfg.workers,
+                                          device=ctx.device)
+
+        # progress state
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.finished = False
+        self.running = {"loss_sum": 0.0, "correct": 0, "count": 0, "train_time": 0.0, "images": 0}
+        self.totals = {"train_time": 0.0, "images": 0}
+        self.history: list[dict[str, Any]] = []
+        self.prior_elapsed = 0.0
+        self.final: dict[str, Any] = {}
+        self.rng_to_restore: dict[str, Any] | None = None
+        if self.ckpt is not None:
+            self._load_state(self.ckpt)
+
+        if ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            _write_json(self.out / "config.json", asdict(cfg))
+            _write_json(self.out / "run.json", self._run_info())
+        self.metrics = _MetricsLog(self.out, ctx.is_main, cfg.tensorboard)
+        if ctx.is_main:
+            self.metrics.reset(self.history)
+
+    def _check_resume_config(self, saved: dict[str, Any]) -> None:
+        now = asdict(self.cfg)
+        diffs = [k for k in RESUME_FIXED if k in saved and saved[k] != now.get(k)]
+        if diffs:
+            what = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in diffs)
+            raise UserInputError(f"cannot resume {self.resume_path}: settings differ from the checkpoint ({what})")
+        changed = [k for k in ("epochs", "lr", "seed", "warmup_steps", "weight_decay", "label_smoothing",
+                               "ema_decay") if k in saved and saved[k] != now.get(k)]
+        if changed:
+            self.log("warning: resuming with changed settings (" + ", ".join(
+                f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed) + "); the run will not match an "
+                "uninterrupted one")
+
+    def _load_state(self, ck: dict[str, Any]) -> None:
+        tr = ck["train"]
+        try:
+            self.raw.load_state_dict(ck["state_dict"])
+            self.optimizer.load_state_dict(tr["optimizer"])
+            self.scheduler.load_state_dict(tr["scheduler"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WeightsError(f"{self.resume_path}: does not fit this model/optimizer ({first[:200]})") from None
+        # the current config wins for the schedule when epochs/lr/warm-up changed (see the warning above)
+        lam = LinearDecay(self.total_steps, self.cfg.warmup_steps)
+        if (any(vars(f) != vars(lam) for f in self.scheduler.lr_lambdas)
+                or any(b != self.lr for b in self.scheduler.base_lrs)):
+            self.scheduler.lr_lambdas = [LinearDecay(self.total_steps, self.cfg.warmup_steps)
+                                         for _ in self.optimizer.param_groups]
+            self.scheduler.base_lrs = [self.lr for _ in self.optimizer.param_groups]
+            for g in self.optimizer.param_groups:
+                g["initial_lr"] = self.lr
+                g["lr"] = self.lr * lam(self.scheduler.last_epoch)
+        if self.scaler is not None and tr.get("scaler"):
+            self.scaler.load_state_dict(tr["scaler"])
+        if self.ema is not None:
+            if ck.get("ema_state_dict") is not None:
+                self.ema.load_state_dict(ck["ema_state_dict"])
+            else:
+                self.ema = ModelEMA(self.raw, self.cfg.ema_decay or 0.9999)
+        self.epoch, self.batch_in_epoch, self.step = int(tr["epoch"]), int(tr["batch_in_epoch"]), int(tr["step"])
+        self.finished = bool(tr.get("finished", False))
+        self.running = dict(tr.get("running") or self.running)
+        self.totals = dict(tr.get("totals") or self.totals)
+        self.history = list(tr.get("history") or [])
+        self.prior_elapsed = float(tr.get("elapsed_s", 0.0))
+        self.final = dict(tr.get("final") or {})
+        rngs = tr.get("rng") or []
+        if rngs:
+            same_world = int(tr.get("world_size", 1)) == self.ctx.world_size
+            self.rng_to_restore = rngs[self.ctx.rank] if same_world and self.ctx.rank < len(rngs) else rngs[0]
+            if not same_world:
+                self.log(f"warning: resuming on {self.ctx.world_size} processes a run saved on "
+                         f"{tr.get('world_size')}: data order continues approximately, not exactly")
+        self.log(f"resumed from {self.resume_path}: epoch {self.epoch + 1}, step {self.step}/{self.total_steps}")
+
+    def _run_info(self) -> dict[str, Any]:
+        dev = self.ctx.device
+        return {
+            "model": self.cfg.model, "model_kwargs": self.model_kwargs, "dataset": self.cfg.dataset,
+            "train_images": len(self.data.train),  # type: ignore[arg-type]
+            "val_images": len(self.data.val) if self.data.val is not None else 0,  # type: ignore[arg-type]
+            "world_size": self.ctx.world_size, "backend": self.ctx.backend, "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
+            or platform.machine(),
+            "global_batch": self.cfg.batch_size, "per_rank_batch": self.per_rank_batch, "peak_lr": self.lr,
+            "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "params": sum(p.numel() for p in self.raw.parameters()),
+        }
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def _meta(self, target: nn.Module | None = None) -> dict[str, Any]:
+        return {
+            "model": self.cfg.model, "model_kwargs": self.model_kwargs, "custom_model": self.custom_model is not None,
+            "num_classes": self.data.num_classes, "in_chans": self.data.in_chans,
+            "class_names": list(self.data.class_names), "dataset": self.cfg.dataset,
+            "preprocess": self.data.preprocess.to_dict(), "input_convention": self.data.preprocess.describe(),
+            "epoch": self.epoch, "step": self.step, "config": asdict(self.cfg),
+        }
+
+    def _gather_rng(self) -> list[dict[str, Any]]:
+        state = capture_rng(self.loader_gen)
+        if not self.ctx.distributed:
+            return [state]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.ctx.world_size
+        dist.all_gather_object(out, state)
+        return out
+
+    def save(self) -> Path | None:
+        """Write last.pt (rank 0); every rank must call it (RNG states are gathered)."""
+        rngs = self._gather_rng()
+        if not self.ctx.is_main:
+            return None
+        payload = {
+            "state_dict": self.raw.state_dict(),
+            "ema_state_dict": self.ema.state_dict() if self.ema is not None else None,
+            "meta": self._meta(),
+            "train": {
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                "finished": self.finished, "rng": rngs, "running": dict(self.running), "totals": dict(self.totals),
+                "history": self.history, "elapsed_s": self.elapsed(), "world_size": self.ctx.world_size,
+                "config": asdict(self.cfg), "final": self.final,
+            },
+        }
+        path = save_checkpoint(self.out / "last.pt", payload)
+        self.last_saved = (path, self.step)
+        return path
+
+    def elapsed(self) -> float:
+        return self.prior_elapsed + (time.perf_counter() - self.t_start)
+
+    # ------------------------------------------------------------------------------------ training
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.cfg.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.ctx.device, non_blocking=True)
+        y = y.to(self.ctx.device, non_blocking=True)
+        if self.cfg.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def _check_finite(self, loss: torch.Tensor) -> float:
+        value = float(loss.detach())
+        bad = not math.isfinite(value)
+        if self.ctx.distributed:
+            flag = torch.tensor([1.0 if bad else 0.0])
+            self.ctx.all_reduce_(flag, "max")
+            bad = bool(flag.item() > 0)
+        if bad:
+            if self.last_saved is not None:
+                keep = f"the last good checkpoint is {self.last_saved[0]} (step {self.last_saved[1]})"
+            elif self.resume_path is not None:
+                keep = f"the last good checkpoint is {self.resume_path}"
+            else:
+                keep = "no checkpoint had been written yet"
+            raise TrainingDiverged(
+                f"non-finite loss ({value}) at epoch {self.epoch + 1}, step {self.step + 1}: training stopped "
+                f"before applying it; {keep}. Lower the learning rate (--lr), add --grad-clip, or use "
+                "--amp bf16/none instead of fp16")
+        return value
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        cfg = self.cfg
+        x, y = self._to_device(x, y)
+        with autocast_context(self.ctx.device, cfg.amp):
+            logits = self.model(x)
+            loss = self.criterion(logits.float(), y)
+        value = self._check_finite(loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.raw)
+        correct = (logits.detach().argmax(1) == y).sum()
+        return value, correct
+
+    def _epoch(self, epoch: int) -> bool:
+        """Train (the rest of) one epoch; False when stopped by ``stop_after_steps``."""
+        cfg = self.cfg
+        start = self.batch_in_epoch
+        self.sampler.set_epoch(epoch)
+        self.sampler.set_start(start * self.per_rank_batch)
+        self._set_train_mode()
+        show = cfg.progress and self.ctx.is_main and sys.stderr.isatty()
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.steps_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                        disable=not show, leave=False, dynamic_ncols=True, unit="it", file=sys.stderr)
+        seg_t0, seg_images = time.perf_counter(), 0
+        t_prev = seg_t0  # training time = wall time between steps (data loading included, saving excluded)
+        correct_t = torch.zeros((), dtype=torch.int64, device=self.ctx.device)
+        try:
+            for b, (x, y) in enumerate(self.loader, start=start):
+                if b >= self.steps_per_epoch:
+                    break
+                value, correct = self._train_step(x, y)
+                n = int(y.shape[0])
+                correct_t += correct
+                self.running["loss_sum"] += value * n
+                self.running["count"] += n
+                self.step += 1
+                self.batch_in_epoch = b + 1
+                seg_images += n * self.ctx.world_size
+                self.running["images"] += n * self.ctx.world_size
+                now = time.perf_counter()
+                self.running["train_time"] += now - t_prev
+                t_prev = now
+                if show:
+                    elapsed = time.perf_counter() - seg_t0
+                    ips = seg_images / elapsed if elapsed > 0 else 0.0
+                    steps_left = self.total_steps - self.step
+                    eta = steps_left * elapsed / max(1, b + 1 - start)
+                    self.bar.set_postfix_str(
+                        f"loss {self.running['loss_sum'] / max(1, self.running['count']):.4f} "
+                        f"lr {self.optimizer.param_groups[0]['lr']:.4g} {ips:.0f} img/s "
+                        f"run ETA {_hms(eta)}", refresh=False)
+                    self.bar.update(1)
+                stop = cfg.stop_after_steps is not None and self.step >= cfg.stop_after_steps
+                if stop or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+                    self.running["correct"] += int(correct_t.item())
+                    correct_t.zero_()
+                    self.save()
+                    t_prev = time.perf_counter()
+                if stop:
+                    return False
+        finally:
+            self.bar.close()
+            self.bar = None
+        self.running["correct"] += int(correct_t.item())
+        return True
+
+    def _end_epoch(self, epoch: int, epoch_wall: float) -> None:
+        cfg = self.cfg
+        sums = torch.tensor([self.running["loss_sum"], float(self.running["correct"]), float(self.running["count"])],
+                            dtype=torch.float64)
+        self.ctx.all_reduce_(sums)
+        loss_sum, correct, count = sums.tolist()
+        row: dict[str, Any] = {
+            "epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / count if count else None,
+            "train_top1": 100.0 * correct / count if count else None,
+        }
+        last = epoch + 1 == cfg.epochs
+        if self.val_loader is not None and ((cfg.eval_every and (epoch + 1) % cfg.eval_every == 0) or last):
+            res = self._evaluate(self.raw)
+            row.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5)
+            if self.ema is not None:
+                res = self._evaluate(self.ema.module)
+                row.update(ema_val_loss=res.loss, ema_val_top1=res.top1, ema_val_top5=res.top5)
+            self._set_train_mode()
+        t = self.running["train_time"]
+        row.update(epoch_time_s=round(epoch_wall, 3), images_per_s=round(self.running["images"] / t, 1) if t else None,
+                   elapsed_s=round(self.elapsed(), 3))
+        self.totals["train_time"] += self.running["train_time"]
+        self.totals["images"] += self.running["images"]
+        self.history.append(row)
+        self.running = {"loss_sum": 0.0, "correct": 0, "count": 0, "train_time": 0.0, "images": 0}
+        self.epoch, self.batch_in_epoch = epoch + 1, 0
+        self.metrics.append(row)
+        msg = (f"epoch {epoch + 1}/{cfg.epochs} step {self.step}/{self.total_steps} "
+               f"loss {row['train_loss']:.4f} train_top1 {row['train_top1']:.2f}")
+        if "val_top1" in row:
+            msg += f" val_loss {row['val_loss']:.4f} val_top1 {row['val_top1']:.2f} val_top5 {row['val_top5']:.2f}"
+        if "ema_val_top1" in row:
+            msg += f" ema_val_top1 {row['ema_val_top1']:.2f}"
+        msg += f" lr {row['lr']:.4g} {row['images_per_s'] or 0:.0f} img/s {epoch_wall:.1f}s"
+        self.log(msg)
+        self.save()
+
+    def _evaluate(self, model: nn.Module) -> EvalResult:
+        assert self.val_loader is not None
+        return evaluate(model, self.val_loader, device=self.ctx.device, amp=self.cfg.amp,
+                        channels_last=self.cfg.channels_last, ctx=self.ctx, num_classes=self.data.num_classes,
+                        confusion=False, progress=self.cfg.progress and self.ctx.is_main and sys.stderr.isatty())
+
+    def _recalibrate(self, target: nn.Module) -> int:
+        cfg = self.cfg
+        steps = cfg.bn_recalibrate_steps or self.steps_per_epoch
+        self.sampler.set_epoch(cfg.epochs)  # a fresh order, the same on every run
+        self.sampler.set_start(0)
+
+        def batches() -> Any:
+            for i, (x, y) in enumerate(self.loader):
+                if i >= steps:
+                    break
+                yield self._to_device(x, y)[0]
+
+        def fwd(m: nn.Module, x: torch.Tensor) -> None:
+            with autocast_context(self.ctx.device, cfg.amp):
+                m(x)
+
+        world = self.ctx.world_size
+        reduce = (lambda t: self.ctx.all_reduce_(t.clone()) / world) if self.ctx.distributed else None
+        return recalibrate_bn(target, batches(), forward=fwd, all_reduce_mean=reduce)
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self) -> TrainResult:
+        self.t_start = time.perf_counter()
+        self._setup()
+        cfg = self.cfg
+        try:
+            if self.ctx.is_main and not self.finished:
+                self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.data.train)} images, "  # type: ignore[arg-type]
+                         f"{self.data.num_classes} classes) for {cfg.epochs} epochs = {self.total_steps} steps, "
+                         f"global batch {cfg.batch_size} on {self.ctx.world_size} x {self.ctx.device.type}, "
+                         f"peak lr {self.lr:.4g}; outputs in {self.out}")
+            if self.rng_to_restore is not None:
+                restore_rng(self.rng_to_restore, self.loader_gen)
+            stopped = False
+            for epoch in range(self.epoch, cfg.epochs):
+                if self.finished:
+                    break
+                t0 = time.perf_counter()
+                if not self._epoch(epoch):
+                    stopped = True
+                    break
+                self._end_epoch(epoch, time.perf_counter() - t0)
+            if stopped:
+                self.log(f"stopped after step {self.step} (stop_after_steps); resume with --resume "
+                         f"{self.out / 'last.pt'}")
+                return self._result("stopped")
+            if not self.finished:
+                self._finish()
+            return self._result("finished")
+        finally:
+            self.metrics.close()
+
+    def _finish(self) -> None:
+        cfg = self.cfg
+        target = self.ema.module if self.ema is not None else self.raw
+        final: dict[str, Any] = {}
+        if cfg.bn_recalibrate:
+            t0 = time.perf_counter()
+            n = self._recalibrate(target)
+            final["bn_recalibration_batches"] = n
+            self.log(f"BN statistics recalibrated over {n} batches ({time.perf_counter() - t0:.1f}s)")
+        if self.val_loader is not None:
+            res = self._evaluate(target)
+            final.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5, val_images=res.count)
+            self.log(f"final{' (EMA)' if self.ema is not None else ''}: val_loss {res.loss:.4f} "
+                     f"val_top1 {res.top1:.2f} val_top5 {res.top5:.2f}")
+        final["weights"] = "ema" if self.ema is not None else "model"
+        self.final = final
+        self.finished = True
+        self.save()
+        if self.ctx.is_main:
+            from shufflenet.models.weights import save_weights
+
+            save_weights(target, self.out / "model.pt", meta=self._meta())
+
+    def _result(self, status: str) -> TrainResult:
+        t, imgs = self.totals["train_time"] + self.running["train_time"], self.totals["images"] + self.running["images"]
+        weights = self.out / "model.pt"
+        result = TrainResult(
+            status=status, output_dir=str(self.out), model_name=self.cfg.model, epochs=self.cfg.epochs,
+            step=self.step, total_steps=self.total_steps, world_size=self.ctx.world_size, final=dict(self.final),
+            history=list(self.history), wall_time_s=round(self.elapsed(), 3), train_time_s=round(t, 3),
+            images_per_s=round(imgs / t, 1) if t else 0.0,
+            checkpoint=str(self.out / "last.pt") if self.last_saved or self.resume_path else None,
+            weights=str(weights) if status == "finished" and weights.exists() else None,
+            model=(self.ema.module if self.ema is not None and status == "finished" else self.raw))
+        if self.ctx.is_main and status == "finished":
+            _write_json(self.out / "summary.json", result.to_dict())
+        return result
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
