@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs="*", help="extra `shufflenet bench` arguments (after --)")
     args = p.parse_args(argv)
 
-    from shufflenet.measure._io import write_atomic
+    from shufflenet._io import write_atomic
 
     pairs = []
     for i in range(args.pairs):

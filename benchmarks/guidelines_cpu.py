@@ -19,7 +19,7 @@ from shufflenet.cli._common import progress, to_json
 from shufflenet.cli.guidelines import format_table
 from shufflenet.guidelines.plots import save_plots
 from shufflenet.guidelines.runner import RunOptions, run_guidelines
-from shufflenet.measure._io import write_atomic
+from shufflenet._io import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGET_S = {"quick": 180, "full": 900}

@@ -7,16 +7,14 @@ import ast
 import csv
 import io
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from shufflenet._io import write_atomic
 from shufflenet.errors import UserInputError
 
 FORMATS = ("table", "json", "csv")
@@ -75,20 +73,6 @@ def build_model(name: str, args: argparse.Namespace) -> nn.Module:
 def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--out", metavar="FILE", help="write the result to FILE (atomically) instead of stdout")
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def emit(text: str, out: str | None) -> None:

@@ -8,9 +8,9 @@ import io
 import textwrap
 from pathlib import Path
 
+from shufflenet._io import write_atomic
 from shufflenet.errors import ShuffleNetError
 from shufflenet.guidelines.runner import GuidelinesResult, TableResult
-from shufflenet.measure._io import write_atomic
 
 
 def _pyplot():  # noqa: ANN202 - matplotlib is optional

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.benchmark import Timer
 
-from shufflenet.measure._io import write_atomic
+from shufflenet._io import write_atomic
 from shufflenet.measure.env import capture_environment
 from shufflenet.measure.options import resolve_device, resolve_threads
 from shufflenet.measure.timing import num_threads, resolve_clock, summarize_times

@@ -20,8 +20,8 @@ from typing import Any
 
 from torch import nn
 
+from shufflenet._io import write_atomic
 from shufflenet.errors import UserInputError
-from shufflenet.measure._io import write_atomic
 from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow, ModelSpec, Progress, run_bench
 from shufflenet.measure.machine import MachineCeilings
 from shufflenet.measure.paper_speeds import TABLE8_SOURCE, table8_row

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shufflenet._io import atomic_file
 from shufflenet.errors import WeightsError
 
 FORMAT_TAG = "shufflenet"
@@ -81,22 +81,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
 def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None) -> None:
     """Write ``model``'s weights atomically (temp file + rename): safetensors for ``*.safetensors``,
     otherwise a ``torch.save`` dict ``{"format": "shufflenet", "state_dict": ..., "meta": ...}``."""
-    path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    with atomic_file(path) as f:
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import save
 
-            save_file(state, tmp, metadata={k: str(v) for k, v in (meta or {}).items()})
+            f.write(save(state, metadata={k: str(v) for k, v in (meta or {}).items()}))
         else:
-            torch.save({"format": FORMAT_TAG, "version": 1, "state_dict": state, "meta": dict(meta or {})}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            torch.save({"format": FORMAT_TAG, "version": 1, "state_dict": state, "meta": dict(meta or {})}, f)
 
 
 def _unwrap(obj: Any) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:

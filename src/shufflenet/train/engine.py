@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shufflenet._io import write_atomic
 from shufflenet.errors import ShuffleNetError, UserInputError, WeightsError
 from shufflenet.train.checkpoint import (
     capture_rng,
@@ -209,9 +210,7 @@ class _MetricsLog:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 class _Trainer:

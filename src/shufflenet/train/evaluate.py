@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shufflenet._io import atomic_file
 from shufflenet.errors import UserInputError
 from shufflenet.models.weights import FORMAT_TAG, WeightsInfo, read_checkpoint
 from shufflenet.train.config import EvalConfig
@@ -146,17 +146,11 @@ def write_confusion_png(matrix: torch.Tensor, class_names: list[str], path: str 
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
                         color="white" if rates[i, j] > 0.5 else "black")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
+        with atomic_file(path) as f:
+            fig.savefig(f, dpi=120, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
