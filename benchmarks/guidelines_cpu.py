@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from shufflenet._io import write_atomic
 from shufflenet.cli._common import progress, to_json
 from shufflenet.cli.guidelines import format_table
 from shufflenet.guidelines.plots import save_plots
 from shufflenet.guidelines.runner import RunOptions, run_guidelines
-from shufflenet._io import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGET_S = {"quick": 180, "full": 900}

@@ -21,9 +21,9 @@ RESULTS = Path("benchmarks") / "results"  # relative, so the plot paths recorded
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shufflenet._io import write_atomic
     from shufflenet.cli.bench import suite_table
     from shufflenet.cli.main import main as cli
-    from shufflenet._io import write_atomic
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--suite", nargs="+", default=["paper-fig1", "units"], choices=["paper-fig1", "units"])

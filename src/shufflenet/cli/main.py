@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from shufflenet.errors import ShuffleNetError, UserInputError
 
-SUBCOMMANDS = ("models", "cost")
+SUBCOMMANDS = ("models", "cost", "bench", "profile", "guidelines", "train", "evaluate", "predict")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -4,13 +4,21 @@
 - :func:`capture_environment` records where a result was measured.
 - :func:`measure_machine` gives this machine's fp32 matmul and copy ceilings (cached).
 - :func:`run_bench` / :func:`run_suite`: model x batch rows and the paper's Fig. 1 / App. Table 1(b) suites.
+- :func:`profile`: where the time goes, per layer and per op type (the paper's Fig. 2 buckets).
 """
 
-from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow, ModelSpec, registry_spec, run_bench
-from shufflenet.measure.env import capture_environment
-from shufflenet.measure.machine import MachineCeilings, load_machine, measure_machine
-from shufflenet.measure.suites import SUITES, SuiteResult, run_suite
-from shufflenet.measure.timing import Measurement, TimeStats, is_noisy, measure, summarize_times
+import logging
+
+# torch.utils.benchmark imports torch.utils.cpp_extension, which logs "No CUDA runtime is found" on CUDA
+# builds of torch without a driver: noise on every command (and a second line under one-line errors).
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow, ModelSpec, registry_spec, run_bench  # noqa: E402
+from shufflenet.measure.env import capture_environment  # noqa: E402
+from shufflenet.measure.machine import MachineCeilings, load_machine, measure_machine  # noqa: E402
+from shufflenet.measure.profile import ProfileReport, profile  # noqa: E402
+from shufflenet.measure.suites import SUITES, SuiteResult, run_suite  # noqa: E402
+from shufflenet.measure.timing import Measurement, TimeStats, is_noisy, measure, summarize_times  # noqa: E402
 
 __all__ = [
     "SUITES",
@@ -20,6 +28,7 @@ __all__ = [
     "MachineCeilings",
     "Measurement",
     "ModelSpec",
+    "ProfileReport",
     "SuiteResult",
     "TimeStats",
     "capture_environment",
@@ -27,6 +36,7 @@ __all__ = [
     "load_machine",
     "measure",
     "measure_machine",
+    "profile",
     "registry_spec",
     "run_bench",
     "run_suite",

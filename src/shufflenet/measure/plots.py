@@ -1,0 +1,103 @@
+"""PNG chart of a profile's op-type breakdown, next to the paper's Fig. 2 percentages when it has them.
+
+One 100%-stacked horizontal bar per row: this machine's buckets (Conv shown as dense / group / depthwise,
+Pooling and FC apart, Other split into unclassified ops and framework time between ops), then, for Fig. 2's
+models (ShuffleNet v1 1x g=3, MobileNet v2 1x), the paper's GPU and ARM pies in its five categories.
+Rendered with matplotlib's Agg canvas (no display, no global backend change).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shufflenet._io import write_atomic
+from shufflenet.errors import ShuffleNetError
+from shufflenet.measure import optypes
+
+if TYPE_CHECKING:
+    from shufflenet.measure.profile import ProfileReport
+
+# One hue per Fig. 2 category; Conv's three kinds are shades of its blue.
+COLORS = {
+    optypes.CONV_DENSE: "#1f4e9c", optypes.CONV_GROUP: "#3f7fd0", optypes.CONV_DEPTHWISE: "#8db8ec",
+    optypes.ELEMWISE: "#f28e2b", optypes.DATA: "#59a14f", optypes.SHUFFLE: "#e15759",
+    optypes.POOLING: "#b07aa1", optypes.FC: "#9c755f", optypes.OTHER: "#7f7f7f", optypes.OVERHEAD: "#c7c7c7",
+}
+PAPER_COLORS = {"Conv": "#2f63b5", "Elemwise": COLORS[optypes.ELEMWISE], "Data": COLORS[optypes.DATA],
+                "Shuffle": COLORS[optypes.SHUFFLE], "Other": COLORS[optypes.OTHER]}
+PAPER_LABELS = {"Conv": "Conv (paper)", "Other": "Other (paper)"}
+MIN_LABEL_PCT = 4.0  # segments narrower than this get no text
+
+
+def _figure() -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ShuffleNetError("the PNG chart needs matplotlib: pip install 'shufflenet[plots]' "
+                              "(or pip install matplotlib)") from exc
+    fig = Figure(figsize=(10, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _bar(ax: Any, y: float, parts: list[tuple[str, float, str]]) -> None:
+    left = 0.0
+    for label, pct, color in parts:
+        if pct <= 0:
+            continue
+        ax.barh(y, pct, left=left, color=color, edgecolor="white", linewidth=0.6, label=label)
+        if pct >= MIN_LABEL_PCT:
+            ax.text(left + pct / 2, y, f"{pct:.0f}%" if pct >= 10 else f"{pct:.1f}%", ha="center",
+                    va="center", fontsize=8, color="white" if color not in ("#c7c7c7", "#8db8ec") else "black")
+        left += pct
+
+
+def breakdown_figure(report: ProfileReport) -> Any:
+    """The matplotlib ``Figure`` of :func:`plot_breakdown` (for callers that embed it elsewhere)."""
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    times = report.bucket_times()
+    pct = optypes.percentages(times)
+    where = report.env.get("gpu_name") or report.env.get("cpu_model") or report.device
+    rows: list[tuple[str, list[tuple[str, float, str]]]] = [(
+        f"this machine\n{report.device}, {report.threads} thr",
+        [(optypes.LABELS[k], pct[k], COLORS[k]) for k in optypes.BUCKETS],
+    )]
+    for pie in (report.paper or {}).values():
+        parts = [(PAPER_LABELS.get(c, c), float(pie.percent.get(c) or 0.0), PAPER_COLORS[c])
+                 for c in optypes.PAPER_CATEGORIES]
+        rows.append((f"paper Fig. 2\n{pie.platform}", parts))
+    for i, (_, parts) in enumerate(rows):
+        _bar(ax, len(rows) - 1 - i, parts)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of forward time (%)")
+    cov = f", coverage {report.coverage:.2f}" if report.coverage is not None else ""
+    ax.set_title(f"Where the time goes: {report.model}, input {'x'.join(map(str, report.input_size))}, "
+                 f"{where}{cov}", fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    seen: dict[str, Any] = {}
+    for h, lab in zip(handles, labels, strict=True):
+        seen.setdefault(lab, h)
+    ax.legend(seen.values(), seen.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=5,
+              fontsize=7, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_breakdown(report: ProfileReport, path: str | os.PathLike[str]) -> Path:
+    """Write the op-type breakdown of ``report`` as a PNG at ``path`` (written atomically) and return it.
+
+    The paper's GPU and ARM bars (Fig. 2) are added when ``report.paper`` is set, i.e. when the profiled
+    model is ShuffleNet v1 1x g=3 or MobileNet v2 1x at 224x224.
+    """
+    fig = breakdown_figure(report)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return write_atomic(path, buf.getvalue())
