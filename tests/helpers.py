@@ -7,7 +7,10 @@ from torch import nn
 
 
 def conv_fc_madds(model: nn.Module, size: int = 224, in_chans: int = 3) -> int:
-    """Multiply-adds of every Conv2d and Linear in one forward pass (the papers' FLOPs), via hooks."""
+    """Multiply-adds of every Conv2d and Linear in one forward pass (the papers' FLOPs), via hooks.
+
+    Independent of the cost engine on purpose. A model built on the meta device is counted from shapes alone.
+    """
     total = 0
 
     def hook(mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
@@ -21,7 +24,7 @@ def conv_fc_madds(model: nn.Module, size: int = 224, in_chans: int = 3) -> int:
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, in_chans, size, size))
+        model(torch.zeros(1, in_chans, size, size, device=next(model.parameters()).device))
     for h in handles:
         h.remove()
     return total

@@ -13,13 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from shufflenet.cli.main import main
 from shufflenet.train import EvalConfig, PredictConfig, TrainConfig, evaluate, predict, run_eval, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Logits(nn.Module):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import conv_fc_madds
 from shufflenet.errors import UserInputError
 from shufflenet.models import create_model, get_entry, list_models
 from shufflenet.models.mobilenet_v1 import DepthwiseSeparable, MobileNetV1
@@ -14,23 +15,9 @@ from shufflenet.models.mobilenet_v1 import DepthwiseSeparable, MobileNetV1
 PAPER = {"0_25": (41, 0.5), "0_5": (149, 1.3), "0_75": (325, 2.6), "1_0": (569, 4.2)}
 
 
-def _madds_and_params(model: nn.Module, size: int = 224) -> tuple[float, float]:
-    """(conv + FC multiply-adds, all parameters) in millions, from shapes only (meta tensors)."""
-    total = 0
-
-    def hook(mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            total += out[0].numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-        elif isinstance(mod, nn.Linear):
-            total += mod.in_features * mod.out_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(torch.empty(1, 3, size, size, device="meta"))
-    for h in handles:
-        h.remove()
-    return total / 1e6, sum(p.numel() for p in model.parameters()) / 1e6
+def _madds_and_params(model: nn.Module) -> tuple[float, float]:
+    """(conv + FC multiply-adds, all parameters) in millions."""
+    return conv_fc_madds(model) / 1e6, sum(p.numel() for p in model.parameters()) / 1e6
 
 
 @pytest.mark.parametrize("w", list(PAPER))

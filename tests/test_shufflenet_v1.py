@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import conv_fc_madds, weight_count
 from shufflenet.errors import UserInputError
 from shufflenet.models import create_model, get_entry, list_models
 from shufflenet.models.layers import ChannelShuffle
@@ -15,24 +16,9 @@ GROUPS = (1, 2, 3, 4, 8)
 WIDTHS = {"0_25": 0.25, "0_5": 0.5, "1_0": 1.0, "1_5": 1.5, "2_0": 2.0}
 
 
-def _madds_and_weights(model: nn.Module, size: int = 224) -> tuple[float, float]:
-    """(conv + FC multiply-adds, conv + FC weights) in millions, from shapes only (meta tensors)."""
-    total = 0
-
-    def hook(mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            total += out[0].numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-        elif isinstance(mod, nn.Linear):
-            total += mod.in_features * mod.out_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(torch.empty(1, 3, size, size, device="meta"))
-    for h in handles:
-        h.remove()
-    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
-    return total / 1e6, weights / 1e6
+def _madds_and_weights(model: nn.Module) -> tuple[float, float]:
+    """(conv + FC multiply-adds, conv + FC weights) in millions."""
+    return conv_fc_madds(model) / 1e6, weight_count(model) / 1e6
 
 
 def _meta(name: str, **kwargs) -> nn.Module:

@@ -14,13 +14,7 @@ from shufflenet.errors import UserInputError, WeightsError
 from shufflenet.train import TrainConfig, train
 from shufflenet.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(out, **kw) -> TrainConfig:

@@ -2,6 +2,7 @@
 
 import os
 import re
+from functools import partial
 
 import pytest
 import torch
@@ -40,18 +41,20 @@ def _to_megvii(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def _bn(sd: dict[str, torch.Tensor], x: torch.Tensor, p: str) -> torch.Tensor:
+    return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"],
+                        sd[p + ".bias"], False, 0.0, 1e-5)
+
+
+def _conv(sd: dict[str, torch.Tensor], x: torch.Tensor, p: str, stride: int = 1) -> torch.Tensor:
+    w = sd[p + ".weight"]
+    return F.conv2d(x, w, None, stride, w.shape[-1] // 2, 1, x.shape[1] // w.shape[1])
+
+
 def _megvii_v2_reference(sd: dict[str, torch.Tensor], x: torch.Tensor, n_units: int) -> torch.Tensor:
     """An independent functional forward of the official ShuffleNetV2 network from its own keys."""
     sd = {k[len("module."):]: v for k, v in sd.items()}
-
-    def bn(x, p):
-        return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"],
-                            sd[p + ".bias"], False, 0.0, 1e-5)
-
-    def conv(x, p, stride=1):
-        w = sd[p + ".weight"]
-        groups = x.shape[1] // w.shape[1]
-        return F.conv2d(x, w, None, stride, w.shape[-1] // 2, 1, groups)
+    bn, conv = partial(_bn, sd), partial(_conv, sd)
 
     def main(x, p, stride):
         x = F.relu(bn(conv(x, p + ".0"), p + ".1"))
@@ -187,14 +190,7 @@ def _to_megvii_v1(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def _megvii_v1_reference(sd: dict[str, torch.Tensor], x: torch.Tensor, n_units: int, g: int) -> torch.Tensor:
     """Independent functional forward of the official ShuffleNetV1 (shuffle after DW, (C/g, g) reshape)."""
     sd = {k[len("module."):]: v for k, v in sd.items()}
-
-    def bn(x, p):
-        return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"],
-                            sd[p + ".bias"], False, 0.0, 1e-5)
-
-    def conv(x, p, stride=1):
-        w = sd[p + ".weight"]
-        return F.conv2d(x, w, None, stride, w.shape[-1] // 2, 1, x.shape[1] // w.shape[1])
+    bn, conv = partial(_bn, sd), partial(_conv, sd)
 
     x = F.relu(bn(conv(x, "first_conv.0", 2), "first_conv.1"))
     x = F.max_pool2d(x, 3, 2, 1)
