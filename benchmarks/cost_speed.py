@@ -24,18 +24,9 @@ import torch
 import torchvision
 
 from shufflenet.cost import count_cost
+from shufflenet.measure.env import cpu_model_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cost_speed.json"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def stats(samples: list[float]) -> dict[str, float]:
@@ -100,7 +91,7 @@ def main() -> None:
         "batch": 1,
         "repeats": args.repeats,
         "environment": {
-            "cpu": cpu_name(),
+            "cpu": cpu_model_name(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
@@ -119,7 +110,7 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
     print(f"cost counter speed: torchvision:{args.model} {'x'.join(map(str, input_size))}, "
-          f"{args.repeats} alternated repeats, {torch.get_num_threads()} threads, {cpu_name()}")
+          f"{args.repeats} alternated repeats, {torch.get_num_threads()} threads, {cpu_model_name()}")
     print(f"{'counter':<28}{'median ms':>12}{'IQR ms':>10}{'min ms':>10}")
     labels = {"ours": "shufflenet count_cost", "fvcore": "fvcore FlopCountAnalysis", "forward": "plain forward (floor)"}
     for name, r in result.items():

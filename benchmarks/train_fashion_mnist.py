@@ -50,6 +50,7 @@ import torchvision
 from torch import nn
 
 from shufflenet import count_cost, create_model
+from shufflenet.measure.env import cpu_model_name
 from shufflenet.train import TrainConfig, train
 from shufflenet.train.recipe import build_loss, build_optimizer, build_scheduler
 
@@ -57,18 +58,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"shufflenet_v2_x1_0": 95.0, "shufflenet_v2_x0_5": 94.0}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    return {"cpu": cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    return {"cpu": cpu_model_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "python": platform.python_version(),
             "amp": args.amp, "channels_last": args.channels_last, "batch": args.batch_size,
