@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 from typing import Any
 
 from shufflenet.cli._common import add_output_args, emit, progress, rows_to_csv, rows_to_table, to_json
@@ -29,18 +30,27 @@ def _delta(ours: float | None, paper: float | None) -> float | None:
     return round(100.0 * (ours / paper - 1.0), 1)
 
 
-def table5_rows() -> list[dict[str, Any]]:
-    """Paper Table 5 re-derived: stage widths, FLOPs and weights of this package's networks."""
+@functools.cache
+def _model_cost(name: str) -> tuple[int, Any]:
+    """(conv + FC weights, cost report at the model's paper input size), computed once per name."""
     from shufflenet.cost import count_cost
     from shufflenet.models import create_model, get_entry
+
+    model = create_model(name)
+    size = get_entry(name).input_size
+    weights = sum(p.numel() for p in model.parameters() if p.dim() > 1)
+    return weights, count_cost(model, (1, 3, size, size))
+
+
+def table5_rows() -> list[dict[str, Any]]:
+    """Paper Table 5 re-derived: stage widths, FLOPs and weights of this package's networks."""
+    from shufflenet.models import get_entry
     from shufflenet.models.shufflenet_v2 import TABLE5_CHANNELS
 
     rows = []
     for width, (stages, final) in TABLE5_CHANNELS.items():
         name = f"shufflenet_v2_x{width.replace('.', '_')}"
-        model = create_model(name)
-        cost = count_cost(model, (1, 3, 224, 224))
-        weights = sum(p.numel() for p in model.parameters() if p.dim() > 1)
+        weights, cost = _model_cost(name)
         paper = get_entry(name).paper
         rows.append({
             "width": f"{width}x", "stage2-4": "/".join(map(str, stages)), "conv5": final,
@@ -52,16 +62,14 @@ def table5_rows() -> list[dict[str, Any]]:
 
 
 def model_rows(pattern: str, with_cost: bool, quiet: bool) -> list[dict[str, Any]]:
-    from shufflenet.cost import count_cost
-    from shufflenet.models import create_model, get_entry, list_models
+    from shufflenet.models import get_entry, list_models
 
     rows = []
     for name in progress(list_models(pattern), "counting", quiet):
         entry = get_entry(name)
         row: dict[str, Any] = {"name": name}
         if with_cost:
-            model = create_model(name)
-            cost = count_cost(model, (1, 3, entry.input_size, entry.input_size))
+            cost = _model_cost(name)[1]
             row.update({"Mparams": round(cost.params / 1e6, 3), "MFLOPs": round(cost.flops / 1e6, 1),
                         "MMAC": round(cost.mac / 1e6, 2)})
         row.update({"paper MFLOPs": entry.paper.mflops, "paper Mparams": entry.paper.mparams})
