@@ -36,12 +36,14 @@ Writes ``benchmarks/results/train_fashion_mnist.json`` and ``.csv`` (``..._short
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ import torchvision
 from torch import nn
 
 from shufflenet import count_cost, create_model
+from shufflenet._io import write_atomic
 from shufflenet.measure.env import cpu_model_name
 from shufflenet.train import TrainConfig, train
 from shufflenet.train.recipe import build_loss, build_optimizer, build_scheduler
@@ -87,30 +90,96 @@ def pick_mobilenet_width(target_flops: int) -> tuple[float, int]:
     return best
 
 
-def train_one(label: str, args: argparse.Namespace, model: nn.Module | None = None,
+RECIPE_KEYS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing",
+               "warmup_steps", "random_erasing", "limit_train", "limit_val", "ema_decay", "seed", "bn_recalibrate")
+
+
+def run_dir(label: str, epochs: int, args: argparse.Namespace) -> Path:
+    """One directory per (model, recipe): a finished run there is reused, an interrupted one resumed."""
+    tag = f"{label}_e{epochs}_b{args.batch_size}_s{args.seed}"
+    if args.lr is not None:
+        tag += f"_lr{args.lr:g}"
+    if args.random_erasing:
+        tag += f"_re{args.random_erasing:g}"
+    if args.ema:
+        tag += f"_ema{args.ema:g}"
+    if args.warmup_epochs != 1:
+        tag += f"_wu{args.warmup_epochs}"
+    if args.limit_train or args.limit_test:
+        tag += f"_lim{args.limit_train}-{args.limit_test}"
+    return Path(args.runs_dir) / tag
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _metrics_rows(directory: Path) -> list[dict[str, Any]]:
+    try:
+        lines = (directory / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def train_one(label: str, args: argparse.Namespace, epochs: int, model: nn.Module | None = None,
               model_name: str | None = None) -> dict[str, Any]:
+    """Train ``label`` (or reuse its finished run / resume its interrupted one) and return its result row.
+
+    With ``--reuse-only`` nothing is trained: an unfinished run is reported as in progress, with its last
+    epoch's test accuracy.
+    """
+    out_dir = run_dir(label, epochs, args)
     cfg = TrainConfig(model=model_name or label, dataset="fashion-mnist", data_dir=args.data_dir,
-                      download=args.download, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      download=args.download, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
                       random_erasing=args.random_erasing, limit_train=args.limit_train, limit_val=args.limit_test,
                       warmup_steps=args.warmup_epochs * ((args.limit_train or 60000) // args.batch_size),
                       workers=args.workers, device=args.device, amp=args.amp, channels_last=args.channels_last,
-                      ema_decay=args.ema, seed=args.seed, output_dir=str(Path(args.runs_dir) / label),
+                      ema_decay=args.ema, seed=args.seed, output_dir=str(out_dir), resume="auto",
                       progress=not args.quiet, verbose=not args.quiet, tensorboard=False)
-    if model is None:
-        probe = create_model(cfg.model, num_classes=10, in_chans=1, small_input=True)
-    else:
-        probe = model
+    probe = model if model is not None else create_model(cfg.model, num_classes=10, in_chans=1, small_input=True)
     cost = count_cost(probe, (1, 1, 28, 28))
-    print(f"== training {label}: {cost.flops / 1e6:.1f} MFLOPs, {cost.params / 1e6:.2f} M params", file=sys.stderr)
-    result = train(cfg, model=model)
-    final = result.final
-    row = {"model": label, "MFLOPs@28": round(cost.flops / 1e6, 2), "Mparams": round(cost.params / 1e6, 3),
-           "test_top1": round(final.get("val_top1", float("nan")), 2),
-           "test_top5": round(final.get("val_top5", float("nan")), 2),
-           "test_loss": round(final.get("val_loss", float("nan")), 4), "test_images": final.get("val_images"),
-           "epochs": args.epochs, "steps": result.step, "wall_time_s": result.wall_time_s,
-           "train_time_s": result.train_time_s, "train_images_per_s": result.images_per_s,
-           "run_dir": result.output_dir}
+    row: dict[str, Any] = {"model": label, "MFLOPs@28": round(cost.flops / 1e6, 2),
+                           "Mparams": round(cost.params / 1e6, 3)}
+    summary, saved_cfg = _read_json(out_dir / "summary.json"), _read_json(out_dir / "config.json") or {}
+    mine = asdict(cfg)
+    differs = [k for k in RECIPE_KEYS if k in saved_cfg and saved_cfg[k] != mine[k]]
+    if differs:
+        raise SystemExit(f"{out_dir} holds a run with other settings ({', '.join(differs)}); "
+                         "use another --runs-dir")
+    if summary and summary.get("status") == "finished":
+        print(f"== {label}: reusing the finished run in {out_dir}", file=sys.stderr)
+        result = summary
+    elif args.reuse_only or (args.only and not any(label.startswith(o) for o in args.only)):
+        history = _metrics_rows(out_dir)
+        last = history[-1] if history else {}
+        print(f"== {label}: not finished ({len(history)}/{epochs} epochs), --reuse-only", file=sys.stderr)
+        row.update({"status": f"in progress: {len(history)}/{epochs} epochs" if history else "not started", "epochs": epochs,
+                    "test_top1_last_epoch": last.get("val_top1"), "run_dir": str(out_dir)})
+        if label in TARGETS:
+            row["target_top1"] = TARGETS[label]
+        return row
+    else:
+        print(f"== training {label}: {cost.flops / 1e6:.1f} MFLOPs, {cost.params / 1e6:.2f} M params",
+              file=sys.stderr)
+        result = train(cfg, model=model).to_dict()
+    final, history = result["final"], result["history"]
+    # Summed over epochs, so a run resumed across sessions reports its real training time.
+    train_time = sum(h.get("epoch_time_s", 0.0) for h in history)
+    images = result["step"] * args.batch_size
+    row.update({"status": "finished",
+                "test_top1": round(final.get("val_top1", float("nan")), 2),
+                "test_top5": round(final.get("val_top5", float("nan")), 2),
+                "test_loss": round(final.get("val_loss", float("nan")), 4), "test_images": final.get("val_images"),
+                "epochs": epochs, "steps": result["step"],
+                "wall_time_s": round(result["wall_time_s"], 1),
+                "train_time_s": round(train_time, 1),
+                "train_images_per_s": round(images / train_time, 1) if train_time else None,
+                "threads": (_read_json(out_dir / "run.json") or {}).get("threads"),
+                "run_dir": str(out_dir)})
     if label in TARGETS:
         row["target_top1"] = TARGETS[label]
         row["meets_target"] = bool(row["test_top1"] >= TARGETS[label])
@@ -228,6 +297,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--parts", default="accuracy,table8,throughput")
     p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--models", default="shufflenet_v2_x1_0,shufflenet_v2_x0_5",
+                   help="accuracy part: which of the two target models to train")
+    p.add_argument("--table8-epochs", type=int, default=None, help="table8 part (default: --epochs)")
+    p.add_argument("--reuse-only", action="store_true",
+                   help="train nothing: report finished runs, and unfinished ones as in progress")
+    p.add_argument("--only", default=None, metavar="PREFIXES",
+                   help="train only models whose label starts with one of these (comma-separated); report the "
+                        "others as with --reuse-only (to train the models of one table in parallel processes)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=None, help="default: 0.5 * batch / 1024")
     p.add_argument("--random-erasing", type=float, default=0.0)
@@ -261,6 +338,7 @@ def main() -> None:
     device = resolve_device(args.device)
     args.device = device.type
     parts = {s.strip() for s in args.parts.split(",") if s.strip()}
+    args.only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only else None
     short = args.limit_train is not None
     out = args.out or RESULTS / ("train_fashion_mnist_short.json" if short else "train_fashion_mnist.json")
     results: dict[str, Any] = {
@@ -273,15 +351,21 @@ def main() -> None:
                    "label_smoothing": 0.1, "bn_recalibration": "one epoch, cumulative average",
                    "augmentation": "random crop 28 (2 px zero padding) + horizontal flip"
                    + (f" + random erasing p={args.random_erasing}" if args.random_erasing else ""),
-                   "epochs": args.epochs, "batch": args.batch_size, "ema": args.ema},
+                   "epochs": args.epochs, "table8_epochs": args.table8_epochs or args.epochs,
+                   "batch": args.batch_size, "ema": args.ema},
         "flops_convention": "multiply-adds of conv + FC (paper convention), at 1x1x28x28",
     }
     t0 = time.perf_counter()
     trained: dict[str, dict[str, Any]] = {}
+    t8_epochs = args.table8_epochs or args.epochs
     if "accuracy" in parts:
-        for name in ("shufflenet_v2_x1_0", "shufflenet_v2_x0_5"):
-            trained[name] = train_one(name, args)
-        results["accuracy"] = [trained[n] for n in ("shufflenet_v2_x1_0", "shufflenet_v2_x0_5")]
+        names = [n.strip() for n in args.models.split(",") if n.strip()]
+        unknown = [n for n in names if n not in TARGETS]
+        if unknown:
+            raise SystemExit(f"--models: {', '.join(unknown)} not among {', '.join(TARGETS)}")
+        for name in names:
+            trained[name] = train_one(name, args, args.epochs)
+        results["accuracy"] = [trained[n] for n in names]
     if "table8" in parts:
         v2_flops = count_cost(create_model("shufflenet_v2_x0_5", num_classes=10, in_chans=1, small_input=True),
                               (1, 1, 28, 28)).flops
@@ -289,9 +373,12 @@ def main() -> None:
         mnv2_label = f"mobilenet_v2_w{width}_small_input"
         rows = []
         for name in ("shufflenet_v2_x0_5", "shufflenet_v1_g3_x0_5"):
-            rows.append(dict(trained.get(name) or train_one(name, args)))  # a copy: speed columns added below
+            reuse = trained.get(name) if t8_epochs == args.epochs else None
+            row = dict(reuse or train_one(name, args, t8_epochs))  # a copy: speed columns added below
+            rows.append({k: v for k, v in row.items() if k not in ("target_top1", "meets_target")})
         torch.manual_seed(args.seed)
-        rows.append(train_one(mnv2_label, args, model=mobilenet_v2_small_input(width), model_name=mnv2_label))
+        rows.append(train_one(mnv2_label, args, t8_epochs, model=mobilenet_v2_small_input(width),
+                              model_name=mnv2_label))
         speed_models = {
             "shufflenet_v2_x0_5": create_model("shufflenet_v2_x0_5", num_classes=10, in_chans=1, small_input=True),
             "shufflenet_v1_g3_x0_5": create_model("shufflenet_v1_g3_x0_5", num_classes=10, in_chans=1,
@@ -301,15 +388,25 @@ def main() -> None:
         speed = inference_speed(speed_models, device, args.speed_rounds, args.channels_last, args.amp)
         for row in rows:
             row.update(speed[row["model"]])
-        results["table8"] = {"note": "paper Table 8 (~40 MFLOPs group, ImageNet): V2 0.5x 39.7% err, V1 0.5x g=3 "
+        results["table8"] = {"epochs": t8_epochs, "note": "paper Table 8 (~40 MFLOPs group, ImageNet): V2 0.5x 39.7% err, V1 0.5x g=3 "
                                      "43.2%, MobileNet V2 0.15x 55.1% / 0.4x@160 43.4%",
                              "mobilenet_v2_width": width, "rows": rows}
     if "throughput" in parts:
         results["throughput"] = training_throughput(args, device)
     results["total_time_s"] = round(time.perf_counter() - t0, 1)
 
+    previous = _read_json(out) if out.exists() else None
+    if isinstance(previous, dict) and previous.get("short_run") == short:
+        # Parts not run this time are kept from the existing file (each part records its own command).
+        for part in ("accuracy", "table8", "throughput"):
+            if part not in results and part in previous:
+                results[part] = previous[part]
+                results.setdefault("kept_from_previous", {})[part] = previous.get("part_commands", {}).get(
+                    part, previous.get("command"))
+    results["part_commands"] = {**results.get("kept_from_previous", {}),
+                                **{part: results["command"] for part in parts}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_atomic(out, json.dumps(results, indent=2) + "\n")
     csv_rows = [{"part": "accuracy", **r} for r in results.get("accuracy", [])]
     csv_rows += [{"part": "table8", **r} for r in results.get("table8", {}).get("rows", [])]
     csv_rows += [{"part": "throughput", **{k: v for k, v in r.items() if k != "spread_images_per_s"}}
@@ -320,21 +417,24 @@ def main() -> None:
         cols: list[str] = []
         for r in csv_rows:
             cols += [k for k in r if k not in cols]
-        with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
-            w.writeheader()
-            w.writerows(csv_rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        w.writerows(csv_rows)
+        write_atomic(out.with_suffix(".csv"), buf.getvalue())
 
     env = results["environment"]
-    print(f"Fashion-MNIST, official recipe, {args.epochs} epochs, batch {args.batch_size} on {env['device']} "
+    print(f"Fashion-MNIST, official recipe, {args.epochs} epochs (accuracy), batch {args.batch_size} on {env['device']} "
           f"({env['gpu'] or env['cpu']}, {env['threads']} threads){' [SHORT RUN]' if short else ''}")
     if "accuracy" in results:
-        print(table(results["accuracy"], ["model", "MFLOPs@28", "Mparams", "test_top1", "target_top1", "test_top5",
-                                          "wall_time_s", "train_images_per_s"], "\naccuracy (test set)"))
+        print(table(results["accuracy"], ["model", "status", "MFLOPs@28", "Mparams", "test_top1", "target_top1",
+                                          "test_top5", "wall_time_s", "train_images_per_s", "threads",
+                                          "test_top1_last_epoch"],
+                    "\naccuracy (test set)"))
     if "table8" in results:
-        print(table(results["table8"]["rows"], ["model", "MFLOPs@28", "Mparams", "test_top1", "train_images_per_s",
+        print(table(results["table8"]["rows"], ["model", "status", "MFLOPs@28", "Mparams", "test_top1", "train_images_per_s",
                                                 "batch8_images_per_s", "batch1_latency_ms"],
-                    "\nTable 8 on Fashion-MNIST (similar FLOPs, same recipe)"))
+                    f"\nTable 8 on Fashion-MNIST (similar FLOPs, same recipe, {results['table8'].get('epochs')} epochs)"))
     if "throughput" in results:
         print(table(results["throughput"], ["model", "input", "train_images_per_s", "vs_torchvision"],
                     "\ntraining throughput, alternating in one process (median of rounds)"))
