@@ -221,7 +221,10 @@ def inference_speed(models: dict[str, nn.Module], device: torch.device, rounds: 
             for b in (8, 1):
                 samples[name][b].append(run(models[name], xs[b], 10))
     return {name: {"batch8_images_per_s": round(8 / statistics.median(s[8]), 1),
-                   "batch1_latency_ms": round(1e3 * statistics.median(s[1]), 3)} for name, s in samples.items()}
+                   "batch8_images_per_s_range": [round(8 / max(s[8]), 1), round(8 / min(s[8]), 1)],
+                   "batch1_latency_ms": round(1e3 * statistics.median(s[1]), 3),
+                   "batch1_latency_ms_range": [round(1e3 * min(s[1]), 3), round(1e3 * max(s[1]), 3)]}
+            for name, s in samples.items()}
 
 
 def training_throughput(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
@@ -282,6 +285,17 @@ def training_throughput(args: argparse.Namespace, device: torch.device) -> list[
                      "spread_images_per_s": [round(b / t, 1) for t in ts],
                      "vs_torchvision": round(ips / ref, 3)})
     return rows
+
+
+def recipe(args: argparse.Namespace, epochs: int) -> dict[str, Any]:
+    """The training recipe of one part (each part of a merged results file keeps its own)."""
+    return {"optimizer": "SGD momentum 0.9", "lr": args.lr or 0.5 * args.batch_size / 1024,
+            "schedule": f"linear to 0 per iteration, after a {args.warmup_epochs}-epoch linear warm-up",
+            "weight_decay": "4e-5 on conv/linear weights only",
+            "label_smoothing": 0.1, "bn_recalibration": "one epoch, cumulative average",
+            "augmentation": "random crop 28 (2 px zero padding) + horizontal flip"
+            + (f" + random erasing p={args.random_erasing}" if args.random_erasing else ""),
+            "epochs": epochs, "batch": args.batch_size, "ema": args.ema, "seed": args.seed}
 
 
 def table(rows: list[dict[str, Any]], cols: list[str], title: str) -> str:
@@ -345,14 +359,6 @@ def main() -> None:
         "benchmark": "train_fashion_mnist", "short_run": short,
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
         "environment": environment(args, device),
-        "recipe": {"optimizer": "SGD momentum 0.9", "lr": args.lr or 0.5 * args.batch_size / 1024,
-                   "schedule": f"linear to 0 per iteration, after a {args.warmup_epochs}-epoch linear warm-up",
-                   "weight_decay": "4e-5 on conv/linear weights only",
-                   "label_smoothing": 0.1, "bn_recalibration": "one epoch, cumulative average",
-                   "augmentation": "random crop 28 (2 px zero padding) + horizontal flip"
-                   + (f" + random erasing p={args.random_erasing}" if args.random_erasing else ""),
-                   "epochs": args.epochs, "table8_epochs": args.table8_epochs or args.epochs,
-                   "batch": args.batch_size, "ema": args.ema},
         "flops_convention": "multiply-adds of conv + FC (paper convention), at 1x1x28x28",
     }
     t0 = time.perf_counter()
@@ -365,7 +371,7 @@ def main() -> None:
             raise SystemExit(f"--models: {', '.join(unknown)} not among {', '.join(TARGETS)}")
         for name in names:
             trained[name] = train_one(name, args, args.epochs)
-        results["accuracy"] = [trained[n] for n in names]
+        results["accuracy"] = {"recipe": recipe(args, args.epochs), "rows": [trained[n] for n in names]}
     if "table8" in parts:
         v2_flops = count_cost(create_model("shufflenet_v2_x0_5", num_classes=10, in_chans=1, small_input=True),
                               (1, 1, 28, 28)).flops
@@ -388,7 +394,7 @@ def main() -> None:
         speed = inference_speed(speed_models, device, args.speed_rounds, args.channels_last, args.amp)
         for row in rows:
             row.update(speed[row["model"]])
-        results["table8"] = {"epochs": t8_epochs, "note": "paper Table 8 (~40 MFLOPs group, ImageNet): V2 0.5x 39.7% err, V1 0.5x g=3 "
+        results["table8"] = {"epochs": t8_epochs, "recipe": recipe(args, t8_epochs), "note": "paper Table 8 (~40 MFLOPs group, ImageNet): V2 0.5x 39.7% err, V1 0.5x g=3 "
                                      "43.2%, MobileNet V2 0.15x 55.1% / 0.4x@160 43.4%",
                              "mobilenet_v2_width": width, "rows": rows}
     if "throughput" in parts:
@@ -407,7 +413,7 @@ def main() -> None:
                                 **{part: results["command"] for part in parts}}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, json.dumps(results, indent=2) + "\n")
-    csv_rows = [{"part": "accuracy", **r} for r in results.get("accuracy", [])]
+    csv_rows = [{"part": "accuracy", **r} for r in results.get("accuracy", {}).get("rows", [])]
     csv_rows += [{"part": "table8", **r} for r in results.get("table8", {}).get("rows", [])]
     csv_rows += [{"part": "throughput", **{k: v for k, v in r.items() if k != "spread_images_per_s"}}
                  for r in results.get("throughput", [])]
@@ -424,17 +430,19 @@ def main() -> None:
         write_atomic(out.with_suffix(".csv"), buf.getvalue())
 
     env = results["environment"]
-    print(f"Fashion-MNIST, official recipe, {args.epochs} epochs (accuracy), batch {args.batch_size} on {env['device']} "
+    print(f"Fashion-MNIST, official recipe, batch {args.batch_size} on {env['device']} "
           f"({env['gpu'] or env['cpu']}, {env['threads']} threads){' [SHORT RUN]' if short else ''}")
     if "accuracy" in results:
-        print(table(results["accuracy"], ["model", "status", "MFLOPs@28", "Mparams", "test_top1", "target_top1",
+        acc = results["accuracy"]
+        print(table(acc["rows"], ["model", "status", "MFLOPs@28", "Mparams", "test_top1", "target_top1",
                                           "test_top5", "wall_time_s", "train_images_per_s", "threads",
                                           "test_top1_last_epoch"],
-                    "\naccuracy (test set)"))
+                    f"\naccuracy (test set), {acc['recipe']['epochs']} epochs, {acc['recipe']['augmentation']}"))
     if "table8" in results:
         print(table(results["table8"]["rows"], ["model", "status", "MFLOPs@28", "Mparams", "test_top1", "train_images_per_s",
                                                 "batch8_images_per_s", "batch1_latency_ms"],
-                    f"\nTable 8 on Fashion-MNIST (similar FLOPs, same recipe, {results['table8'].get('epochs')} epochs)"))
+                    f"\nTable 8 on Fashion-MNIST (similar FLOPs, same recipe: {results['table8']['recipe']['epochs']} epochs, "
+                    f"{results['table8']['recipe']['augmentation']})"))
     if "throughput" in results:
         print(table(results["throughput"], ["model", "input", "train_images_per_s", "vs_torchvision"],
                     "\ntraining throughput, alternating in one process (median of rounds)"))
