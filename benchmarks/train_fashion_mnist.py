@@ -90,6 +90,7 @@ def pick_mobilenet_width(target_flops: int) -> tuple[float, int]:
     return best
 
 
+RECIPE_WEIGHT_DECAY = TrainConfig.weight_decay  # the official 4e-5 (paper.md §12)
 RECIPE_KEYS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing",
                "warmup_steps", "random_erasing", "limit_train", "limit_val", "ema_decay", "seed", "bn_recalibrate")
 
@@ -99,6 +100,8 @@ def run_dir(label: str, epochs: int, args: argparse.Namespace) -> Path:
     tag = f"{label}_e{epochs}_b{args.batch_size}_s{args.seed}"
     if args.lr is not None:
         tag += f"_lr{args.lr:g}"
+    if args.weight_decay != RECIPE_WEIGHT_DECAY:
+        tag += f"_wd{args.weight_decay:g}"
     if args.random_erasing:
         tag += f"_re{args.random_erasing:g}"
     if args.ema:
@@ -129,12 +132,13 @@ def train_one(label: str, args: argparse.Namespace, epochs: int, model: nn.Modul
               model_name: str | None = None) -> dict[str, Any]:
     """Train ``label`` (or reuse its finished run / resume its interrupted one) and return its result row.
 
-    With ``--reuse-only`` nothing is trained: an unfinished run is reported as in progress, with its last
+    With ``--reuse-only`` nothing is trained: an unfinished run is reported as unfinished, with its last
     epoch's test accuracy.
     """
     out_dir = run_dir(label, epochs, args)
     cfg = TrainConfig(model=model_name or label, dataset="fashion-mnist", data_dir=args.data_dir,
                       download=args.download, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay,
                       random_erasing=args.random_erasing, limit_train=args.limit_train, limit_val=args.limit_test,
                       warmup_steps=args.warmup_epochs * ((args.limit_train or 60000) // args.batch_size),
                       workers=args.workers, device=args.device, amp=args.amp, channels_last=args.channels_last,
@@ -157,8 +161,11 @@ def train_one(label: str, args: argparse.Namespace, epochs: int, model: nn.Modul
         history = _metrics_rows(out_dir)
         last = history[-1] if history else {}
         print(f"== {label}: not finished ({len(history)}/{epochs} epochs), --reuse-only", file=sys.stderr)
-        row.update({"status": f"in progress: {len(history)}/{epochs} epochs" if history else "not started", "epochs": epochs,
-                    "test_top1_last_epoch": last.get("val_top1"), "run_dir": str(out_dir)})
+        # "unfinished", not "in progress": nothing here knows whether a process is still training it.
+        row.update({"status": f"unfinished: {len(history)}/{epochs} epochs" if history else "not started",
+                    "epochs": epochs, "run_dir": str(out_dir)})
+        if last.get("val_top1") is not None:
+            row["test_top1_last_epoch"] = last["val_top1"]
         if label in TARGETS:
             row["target_top1"] = TARGETS[label]
         return row
@@ -291,7 +298,7 @@ def recipe(args: argparse.Namespace, epochs: int) -> dict[str, Any]:
     """The training recipe of one part (each part of a merged results file keeps its own)."""
     return {"optimizer": "SGD momentum 0.9", "lr": args.lr or 0.5 * args.batch_size / 1024,
             "schedule": f"linear to 0 per iteration, after a {args.warmup_epochs}-epoch linear warm-up",
-            "weight_decay": "4e-5 on conv/linear weights only",
+            "weight_decay": f"{args.weight_decay:g} on conv/linear weights only",
             "label_smoothing": 0.1, "bn_recalibration": "one epoch, cumulative average",
             "augmentation": "random crop 28 (2 px zero padding) + horizontal flip"
             + (f" + random erasing p={args.random_erasing}" if args.random_erasing else ""),
@@ -315,12 +322,14 @@ def main() -> None:
                    help="accuracy part: which of the two target models to train")
     p.add_argument("--table8-epochs", type=int, default=None, help="table8 part (default: --epochs)")
     p.add_argument("--reuse-only", action="store_true",
-                   help="train nothing: report finished runs, and unfinished ones as in progress")
+                   help="train nothing: report finished runs, and unfinished ones with their last epoch")
     p.add_argument("--only", default=None, metavar="PREFIXES",
                    help="train only models whose label starts with one of these (comma-separated); report the "
                         "others as with --reuse-only (to train the models of one table in parallel processes)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=None, help="default: 0.5 * batch / 1024")
+    p.add_argument("--weight-decay", type=float, default=RECIPE_WEIGHT_DECAY,
+                   help="on conv/linear weights only (default: the recipe's 4e-5)")
     p.add_argument("--random-erasing", type=float, default=0.0)
     p.add_argument("--warmup-epochs", type=int, default=1,
                    help="linear lr warm-up, the same for every model (ShuffleNet V1 diverges without it)")
