@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,7 +321,8 @@ def _run_eval(cfg: EvalConfig, ctx: DistContext) -> EvalReport:
     sampler = ShardSampler(len(data.val), ctx.world_size, ctx.rank)  # type: ignore[arg-type]
     loader = make_loader(data.val, cfg.batch_size, sampler, workers=cfg.workers, device=ctx.device)
     result = evaluate(loaded.model, loader, device=ctx.device, amp=cfg.amp, channels_last=cfg.channels_last,
-                      ctx=ctx, num_classes=data.num_classes, progress=cfg.progress and ctx.is_main,
+                      ctx=ctx, num_classes=data.num_classes,
+                      progress=cfg.progress and ctx.is_main and sys.stderr.isatty(),
                       desc=f"eval {Path(cfg.checkpoint).name}")
     png: str | None = None
     note = ""
