@@ -174,3 +174,21 @@ def test_imagefolder_train_eval_predict(tmp_path, capsys) -> None:
     result = predict(PredictConfig(checkpoint=str(tmp_path / "run" / "model.pt"),
                                    images=[str(root / "val" / "dogs" / "0.png")], topk=2))
     assert {t["label"] for t in result.predictions[0].top} == {"cats", "dogs"}
+
+
+def test_predict_16_bit_png_is_rescaled_not_clipped(trained, tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    _, out = trained
+    eight = tmp_path / "eight.png"
+    _png(eight, value=200)
+    sixteen = tmp_path / "sixteen.png"
+    Image.fromarray(np.asarray(Image.open(eight)).astype(np.uint16) * 257).save(sixteen)
+    assert Image.open(sixteen).mode.startswith("I")
+    result = predict(PredictConfig(checkpoint=str(out / "model.pt"), images=[str(eight), str(sixteen)], topk=3))
+    a, b = result.predictions
+    assert a.ok and b.ok
+    assert [t["index"] for t in a.top] == [t["index"] for t in b.top]
+    for x, y in zip(a.top, b.top, strict=True):
+        assert x["prob"] == pytest.approx(y["prob"], abs=1e-6)

@@ -149,6 +149,21 @@ def test_config_layers_defaults_file_flags(tmp_path) -> None:
     assert resolve_config(TrainConfig, j).dataset == "synthetic"
 
 
+def test_cli_quiet_overrides_the_config_file_only_when_given(tmp_path) -> None:
+    from shufflenet.cli.main import build_parser
+    from shufflenet.cli.train import resolve_train_config
+
+    f = tmp_path / "run.toml"
+    f.write_text('dataset = "synthetic"\nprogress = false\nverbose = false\n')
+    cfg = resolve_train_config(build_parser().parse_args(["train", "--config", str(f)]))
+    assert (cfg.progress, cfg.verbose) == (False, False)  # no --quiet: the file's values stand
+    f.write_text('dataset = "synthetic"\n')
+    cfg = resolve_train_config(build_parser().parse_args(["train", "--config", str(f)]))
+    assert (cfg.progress, cfg.verbose) == (True, True)
+    cfg = resolve_train_config(build_parser().parse_args(["--quiet", "train", "--config", str(f)]))
+    assert (cfg.progress, cfg.verbose) == (False, False)
+
+
 def test_config_yaml_when_pyyaml_is_installed(tmp_path) -> None:
     pytest.importorskip("yaml")
     f = tmp_path / "run.yaml"
@@ -189,12 +204,15 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     (["train", "shufflenet_v3_x1_0", "--data", "synthetic"], "unknown model 'shufflenet_v3_x1_0'"),
     (["train", "--data", "synthetic", "--epochs", "0"], "epochs must be a positive integer"),
     (["train", "--resume", "/nonexistent/last.pt"], "checkpoint to resume from not found"),
-    (["eval", "/nonexistent/model.pt"], "checkpoint not found"),
+    (["train", "--data", "synthetic", "--nesterov", "--momentum", "0"], "nesterov needs a momentum > 0"),
+    (["eval", "/nonexistent/model.pt"], "checkpoint not found: /nonexistent/model.pt"),
+    (["predict", "-c", "/nonexistent/model.pt", "x.png"], "checkpoint not found: /nonexistent/model.pt"),
+    (["predict", "-c", "/nonexistent/model.pt", "x.png", "--image-size", "0"], "image_size must be a positive"),
 ])
 def test_train_cli_errors_exit_2_with_one_line(capsys, tmp_path, argv, needle) -> None:
     code, out, err = run_cli(capsys, *argv, *(["-o", str(tmp_path / "o")] if argv[0] == "train" else []))
     assert err.count("\n") == 1 and needle in err, err
-    assert code == (1 if "checkpoint not found" in needle else 2)
+    assert code == 2
 
 
 def test_train_cli_bad_config_key_exit_2(capsys, tmp_path) -> None:
@@ -292,6 +310,51 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     assert ckpt["train"]["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+class _NaNGradAfter(nn.Module):
+    """Wraps a model; from the ``n``-th training forward on, the loss stays finite but its gradient is NaN."""
+
+    def __init__(self, inner: nn.Module, n: int) -> None:
+        super().__init__()
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.n:
+                out.register_hook(lambda g: g * float("nan"))
+        return out
+
+
+@pytest.mark.parametrize("grad_clip", [None, 1.0])
+def test_non_finite_gradients_stop_before_the_step(tmp_path, monkeypatch, grad_clip) -> None:
+    import shufflenet.train.engine as engine
+
+    monkeypatch.setattr(engine, "build_model", lambda cfg, data: _NaNGradAfter(
+        create_model("shufflenet_v2_x0_5", num_classes=10, small_input=True), 3))
+    cfg = tiny(tmp_path, checkpoint_every=1, epochs=2, grad_clip=grad_clip)
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg)
+    msg = str(info.value)
+    assert "non-finite gradients (loss " in msg and "at epoch 1, step 3" in msg and "(step 2)" in msg
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["train"]["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_grad_norm_matches_clip_grad_norm() -> None:
+    from shufflenet.train.engine import _grad_norm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    model(torch.randn(6, 5)).square().sum().backward()
+    before = [p.grad.clone() for p in model.parameters()]
+    norm = _grad_norm(model.parameters())
+    assert all(torch.equal(a, p.grad) for a, p in zip(before, model.parameters(), strict=True))
+    torch.testing.assert_close(norm, nn.utils.clip_grad_norm_(model.parameters(), 1e9))
+    assert _grad_norm(nn.Linear(2, 2).parameters()).item() == 0.0
 
 
 def test_non_finite_loss_cli_exit_1(capsys, tmp_path, monkeypatch) -> None:

@@ -24,3 +24,7 @@ class UnknownModelError(UserInputError, KeyError):
 
 class WeightsError(ShuffleNetError):
     """A checkpoint cannot be read or does not fit the model."""
+
+
+class CheckpointNotFoundError(WeightsError, UserInputError):
+    """The checkpoint path names no file: bad input (exit code 2), still a :class:`WeightsError`."""

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     names = {f.name for f in fields(EvalConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names and k != "model_kwargs"}
-    overrides["progress"] = not args.quiet
+    if args.quiet:  # only a given flag overrides the config file
+        overrides["progress"] = False
     kwargs = model_kwargs_from_args(args)
     if kwargs:
         overrides["model_kwargs"] = kwargs

@@ -111,7 +111,8 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
 
     names = {f.name for f in fields(TrainConfig)}
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names and k != "model_kwargs"}
-    overrides["progress"] = overrides["verbose"] = not args.quiet
+    if args.quiet:  # only a given flag overrides the config file
+        overrides["progress"] = overrides["verbose"] = False
     cli_kwargs = model_kwargs_from_args(args)
     file_data = load_config_file(args.config) if args.config else {}
     if isinstance(file_data.get("train"), dict):

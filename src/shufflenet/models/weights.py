@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from shufflenet._io import atomic_file
-from shufflenet.errors import WeightsError
+from shufflenet.errors import CheckpointNotFoundError, WeightsError
 
 FORMAT_TAG = "shufflenet"
 OFFICIAL_INPUT = "BGR, 0-255, no mean/std normalisation (official Megvii ToBGRTensor)"
@@ -52,7 +52,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     """Read a checkpoint file safely (safetensors, or torch.load with ``weights_only=True``)."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"checkpoint not found: {path}")
+        raise CheckpointNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file

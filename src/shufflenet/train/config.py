@@ -115,6 +115,8 @@ class TrainConfig:
             raise UserInputError(f"lr must be positive, got {self.lr}")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise UserInputError("weight_decay must be >= 0 and momentum in [0, 1)")
+        if self.nesterov and self.momentum == 0:
+            raise UserInputError("nesterov needs a momentum > 0 (--momentum)")
         if not 0 <= self.label_smoothing < 1:
             raise UserInputError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.random_erasing <= 1:
@@ -204,6 +206,8 @@ class PredictConfig:
             raise UserInputError("no image files given")
         _check_positive("topk", self.topk)
         _check_positive("batch_size", self.batch_size)
+        if self.image_size is not None:
+            _check_positive("image_size", self.image_size)
         _check_choice("device", self.device, DEVICES)
         _check_choice("input_convention", self.input_convention, INPUT_CONVENTIONS)
         if self.model is not None:

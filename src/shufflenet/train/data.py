@@ -127,7 +127,25 @@ class _Convert:
         self.mode = mode
 
     def __call__(self, img: Any) -> Any:
+        if img.mode.startswith("I"):
+            img = _to_8bit(img)
         return img.convert(self.mode)
+
+
+def _to_8bit(img: Any) -> Any:
+    """A 16/32-bit integer greyscale image rescaled to 8 bits.
+
+    PIL's own conversion clips such images at 255 instead of rescaling, which turns a 16-bit PNG white.
+    Mode ``I;16*`` spans 0-65535; mode ``I`` (how some PIL versions open 16-bit PNGs) is read as 16-bit
+    when any value exceeds 255, else as 8-bit already.
+    """
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(img).astype(np.float64)
+    if img.mode.startswith("I;16") or arr.max(initial=0) > 255:
+        arr = arr / 257.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))  # 2-D uint8: mode L
 
 
 class _ToBGR255:

@@ -11,7 +11,8 @@
 * ``metrics.csv`` and ``metrics.jsonl`` — one row per epoch; ``tb/`` — TensorBoard scalars when the
   ``tensorboard`` package is installed; ``summary.json`` — the final result.
 
-Only rank 0 writes files and logs. A non-finite loss stops the run with :class:`TrainingDiverged` before
+Only rank 0 writes files and logs. A non-finite loss (or non-finite gradients, except under fp16 loss
+scaling, which skips such steps itself) stops the run with :class:`TrainingDiverged` before
 the bad step is applied; nothing is written after it, so ``last.pt`` stays the last good checkpoint.
 
 Exactness: data order comes from :class:`~shufflenet.train.data.EpochSampler` (seed + epoch), augmentation
@@ -31,6 +32,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -415,6 +417,8 @@ class _Trainer:
         """Write last.pt (rank 0); every rank must call it (RNG states are gathered)."""
         rngs = self._gather_rng()
         if not self.ctx.is_main:
+            # Rank 0 writes it; the other ranks still need to name it if the run diverges later.
+            self.last_saved = (self.out / "last.pt", self.step)
             return None
         payload = {
             "state_dict": self.raw.state_dict(),
@@ -451,22 +455,33 @@ class _Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
-    def _check_finite(self, loss: torch.Tensor) -> float:
-        value = float(loss.detach())
-        bad = not math.isfinite(value)
+    def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor | None = None) -> float:
+        """The loss as a float; stops the run when it (or the gradient norm, when given) is not finite.
+
+        Called before ``optimizer.step()``, so a bad step is never applied and ``last.pt`` keeps good
+        weights. One host sync for both values (and one all-reduce under DDP, so every rank stops).
+        """
+        probe = loss.detach().float().reshape(1)
+        if grad_norm is not None:
+            probe = torch.cat([probe, grad_norm.detach().float().reshape(1).to(probe.device)])
+        values = probe.tolist()
+        value = values[0]
+        bad_loss = not math.isfinite(value)
+        bad_grad = len(values) > 1 and not math.isfinite(values[1])
         if self.ctx.distributed:
-            flag = torch.tensor([1.0 if bad else 0.0])
+            flag = torch.tensor([float(bad_loss), float(bad_grad)])
             self.ctx.all_reduce_(flag, "max")
-            bad = bool(flag.item() > 0)
-        if bad:
+            bad_loss, bad_grad = bool(flag[0] > 0), bool(flag[1] > 0)
+        if bad_loss or bad_grad:
             if self.last_saved is not None:
                 keep = f"the last good checkpoint is {self.last_saved[0]} (step {self.last_saved[1]})"
             elif self.resume_path is not None:
                 keep = f"the last good checkpoint is {self.resume_path}"
             else:
                 keep = "no checkpoint had been written yet"
+            what = f"non-finite loss ({value})" if bad_loss else f"non-finite gradients (loss {value:.4g})"
             raise TrainingDiverged(
-                f"non-finite loss ({value}) at epoch {self.epoch + 1}, step {self.step + 1}: training stopped "
+                f"{what} at epoch {self.epoch + 1}, step {self.step + 1}: training stopped "
                 f"before applying it; {keep}. Lower the learning rate (--lr), add --grad-clip, or use "
                 "--amp bf16/none instead of fp16")
         return value
@@ -477,9 +492,11 @@ class _Trainer:
         with autocast_context(self.ctx.device, cfg.amp):
             logits = self.model(x)
             loss = self.criterion(logits.float(), y)
-        value = self._check_finite(loss)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
+            # fp16: the scaler itself skips steps with inf/NaN gradients (and lowers the scale); only
+            # a non-finite loss is divergence.
+            value = self._check_finite(loss)
             self.scaler.scale(loss).backward()
             if cfg.grad_clip:
                 self.scaler.unscale_(self.optimizer)
@@ -489,7 +506,10 @@ class _Trainer:
         else:
             loss.backward()
             if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.grad_clip)
+                norm = nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.grad_clip)
+            else:
+                norm = _grad_norm(self.raw.parameters())
+            value = self._check_finite(loss, norm)
             self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
@@ -692,3 +712,11 @@ def _hms(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _grad_norm(parameters: Iterable[nn.Parameter]) -> torch.Tensor:
+    """The total 2-norm of the gradients (what ``clip_grad_norm_`` computes), without changing them."""
+    norms = [torch.linalg.vector_norm(p.grad.detach().float()) for p in parameters if p.grad is not None]
+    if not norms:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(norms))
