@@ -716,7 +716,9 @@ def _hms(seconds: float) -> str:
 
 def _grad_norm(parameters: Iterable[nn.Parameter]) -> torch.Tensor:
     """The total 2-norm of the gradients (what ``clip_grad_norm_`` computes), without changing them."""
-    norms = [torch.linalg.vector_norm(p.grad.detach().float()) for p in parameters if p.grad is not None]
-    if not norms:
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(norms))
+    if hasattr(nn.utils, "get_total_norm"):  # torch >= 2.6: fused (foreach) kernels
+        return nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
