@@ -23,7 +23,7 @@ FLOPs = multiply-adds of conv + FC (the paper's convention), at 1x1x28x28.
 
 Full run (the issue's benchmark; set --device cuda --amp bf16 --channels-last on a GPU machine)::
 
-    python benchmarks/train_fashion_mnist.py --epochs 100 --batch-size 256 --workers 8
+    python benchmarks/train_fashion_mnist.py --epochs 80 --table8-epochs 10 --batch-size 256 --workers 8
 
 Short smoke run (proves the pipeline end to end; its accuracies mean nothing)::
 
@@ -91,8 +91,11 @@ def pick_mobilenet_width(target_flops: int) -> tuple[float, int]:
 
 
 RECIPE_WEIGHT_DECAY = TrainConfig.weight_decay  # the official 4e-5 (paper.md §12)
-RECIPE_KEYS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing",
-               "warmup_steps", "random_erasing", "limit_train", "limit_val", "ema_decay", "seed", "bn_recalibrate")
+# Settings that change what is trained (a finished run is reused only when they all match); threads,
+# workers and channels_last change speed only, and each row reports the ones its run had.
+RECIPE_KEYS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
+               "label_smoothing", "warmup_steps", "random_erasing", "limit_train", "limit_val", "ema_decay", "seed",
+               "bn_recalibrate", "grad_clip", "amp")
 
 
 def run_dir(label: str, epochs: int, args: argparse.Namespace) -> Path:
@@ -126,6 +129,44 @@ def _metrics_rows(directory: Path) -> list[dict[str, Any]]:
     except OSError:
         return []
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def _run_environment(out_dir: Path, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where and how a run trained, from its own files (not from this invocation's flags)."""
+    info, saved = _read_json(out_dir / "run.json") or {}, _read_json(out_dir / "config.json") or {}
+    segments = speed_segments(history)
+    threads = {s["threads"] for s in segments}
+    env: dict[str, Any] = {"device": info.get("device"), "device_name": info.get("device_name"),
+                           "channels_last": saved.get("channels_last"), "amp": saved.get("amp")}
+    if None not in threads and len(threads) == 1:
+        env["threads"] = threads.pop()
+    else:  # mixed, or not recorded per epoch: say what is known, not a single figure
+        env["threads_at_last_start"] = info.get("threads")
+    env["speed_segments"] = segments
+    env["run_dir"] = str(out_dir)
+    return env
+
+
+def speed_segments(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stretches of epochs that ran with the same thread count and world size, with their images/s.
+
+    A run resumed across sessions may change threads, so one blended images/s figure would mislead.
+    Epochs logged before the engine recorded threads per epoch have ``threads: None`` (not recorded).
+    """
+    segments: list[dict[str, Any]] = []
+    for h in history:
+        key = (h.get("threads"), h.get("world_size"))
+        if not segments or segments[-1]["key"] != key:
+            segments.append({"key": key, "rows": []})
+        segments[-1]["rows"].append(h)
+    out = []
+    for seg in segments:
+        ips = [r["images_per_s"] for r in seg["rows"] if r.get("images_per_s")]
+        out.append({"epochs": f"{seg['rows'][0]['epoch']}-{seg['rows'][-1]['epoch']}",
+                    "threads": seg["key"][0], "world_size": seg["key"][1],
+                    "median_images_per_s": round(statistics.median(ips), 1) if ips else None,
+                    "images_per_s_range": [min(ips), max(ips)] if ips else None})
+    return out
 
 
 def train_one(label: str, args: argparse.Namespace, epochs: int, model: nn.Module | None = None,
@@ -163,7 +204,11 @@ def train_one(label: str, args: argparse.Namespace, epochs: int, model: nn.Modul
         print(f"== {label}: not finished ({len(history)}/{epochs} epochs), --reuse-only", file=sys.stderr)
         # "unfinished", not "in progress": nothing here knows whether a process is still training it.
         row.update({"status": f"unfinished: {len(history)}/{epochs} epochs" if history else "not started",
-                    "epochs": epochs, "run_dir": str(out_dir)})
+                    "epochs": epochs})
+        if history:
+            row.update(_run_environment(out_dir, history))
+        else:
+            row["run_dir"] = str(out_dir)
         if last.get("val_top1") is not None:
             row["test_top1_last_epoch"] = last["val_top1"]
         if label in TARGETS:
@@ -184,9 +229,8 @@ def train_one(label: str, args: argparse.Namespace, epochs: int, model: nn.Modul
                 "epochs": epochs, "steps": result["step"],
                 "wall_time_s": round(result["wall_time_s"], 1),
                 "train_time_s": round(train_time, 1),
-                "train_images_per_s": round(images / train_time, 1) if train_time else None,
-                "threads": (_read_json(out_dir / "run.json") or {}).get("threads"),
-                "run_dir": str(out_dir)})
+                "train_images_per_s": round(images / train_time, 1) if train_time else None})
+    row.update(_run_environment(out_dir, history))
     if label in TARGETS:
         row["target_top1"] = TARGETS[label]
         row["meets_target"] = bool(row["test_top1"] >= TARGETS[label])
@@ -317,7 +361,7 @@ def table(rows: list[dict[str, Any]], cols: list[str], title: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--parts", default="accuracy,table8,throughput")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--models", default="shufflenet_v2_x1_0,shufflenet_v2_x0_5",
                    help="accuracy part: which of the two target models to train")
     p.add_argument("--table8-epochs", type=int, default=None, help="table8 part (default: --epochs)")
@@ -420,10 +464,19 @@ def main() -> None:
                     part, previous.get("command"))
     results["part_commands"] = {**results.get("kept_from_previous", {}),
                                 **{part: results["command"] for part in parts}}
+    # Each part keeps the environment it was measured in: a part kept from the previous file was measured
+    # by another command, perhaps with other threads or channels_last.
+    results["part_environments"] = {
+        part: (results["environment"] if part in parts
+               else (previous or {}).get("part_environments", {}).get(part, (previous or {}).get("environment")))
+        for part in ("accuracy", "table8", "throughput") if part in results}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, json.dumps(results, indent=2) + "\n")
-    csv_rows = [{"part": "accuracy", **r} for r in results.get("accuracy", {}).get("rows", [])]
-    csv_rows += [{"part": "table8", **r} for r in results.get("table8", {}).get("rows", [])]
+    flat = ("speed_segments",)  # nested lists stay in the JSON file
+    csv_rows = [{"part": "accuracy", **{k: v for k, v in r.items() if k not in flat}}
+                for r in results.get("accuracy", {}).get("rows", [])]
+    csv_rows += [{"part": "table8", **{k: v for k, v in r.items() if k not in flat}}
+                 for r in results.get("table8", {}).get("rows", [])]
     csv_rows += [{"part": "throughput", **{k: v for k, v in r.items() if k != "spread_images_per_s"}}
                  for r in results.get("throughput", [])]
     if csv_rows:
@@ -443,7 +496,9 @@ def main() -> None:
           f"({env['gpu'] or env['cpu']}, {env['threads']} threads){' [SHORT RUN]' if short else ''}")
     if "accuracy" in results:
         acc = results["accuracy"]
-        print(table(acc["rows"], ["model", "status", "MFLOPs@28", "Mparams", "test_top1", "target_top1",
+        shown = [{**r, "threads": r.get("threads", f"{r.get('threads_at_last_start')} at last start"
+                                      if "threads_at_last_start" in r else "")} for r in acc["rows"]]
+        print(table(shown, ["model", "status", "MFLOPs@28", "Mparams", "test_top1", "target_top1",
                                           "test_top5", "wall_time_s", "train_images_per_s", "threads",
                                           "test_top1_last_epoch"],
                     f"\naccuracy (test set), {acc['recipe']['epochs']} epochs, {acc['recipe']['augmentation']}"))

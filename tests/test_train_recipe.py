@@ -382,5 +382,24 @@ def test_train_cli_end_to_end_json(capsys, tmp_path) -> None:
     assert saved["lr"] == 0.05 and saved["model"] == "shufflenet_v2_x0_5" and saved["progress"] is False
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,step,lr,train_loss") and len(rows) == 2
-    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 1
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["epoch"] == 1 and first["threads"] == 1 and first["world_size"] == 1  # one_thread fixture
+    assert rows[0].endswith(",threads,world_size") and rows[1].endswith(",1,1")
     assert resolve_config(TrainConfig, tmp_path / "config.json").lr == 0.05  # the saved config is a valid --config
+
+
+def test_benchmark_reports_speed_per_thread_segment() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "train_fashion_mnist.py"
+    spec = importlib.util.spec_from_file_location("train_fashion_mnist_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    history = ([{"epoch": e, "images_per_s": 160.0 + e} for e in (1, 2, 3)]  # before threads were recorded
+               + [{"epoch": e, "images_per_s": 250.0 + e, "threads": 2, "world_size": 1} for e in (4, 5)]
+               + [{"epoch": 6, "images_per_s": 170.0, "threads": 1, "world_size": 1}])
+    segs = bench.speed_segments(history)
+    assert [(s["epochs"], s["threads"], s["median_images_per_s"]) for s in segs] == [
+        ("1-3", None, 162.0), ("4-5", 2, 254.5), ("6-6", 1, 170.0)]
+    assert segs[1]["images_per_s_range"] == [254.0, 255.0]

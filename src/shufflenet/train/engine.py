@@ -56,7 +56,8 @@ from shufflenet.train.evaluate import EvalResult, autocast_context, evaluate
 from shufflenet.train.recipe import LinearDecay, build_loss, build_optimizer, build_scheduler, recalibrate_bn
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
-                  "ema_val_loss", "ema_val_top1", "ema_val_top5", "epoch_time_s", "images_per_s", "elapsed_s"]
+                  "ema_val_loss", "ema_val_top1", "ema_val_top5", "epoch_time_s", "images_per_s", "elapsed_s",
+                  "threads", "world_size"]  # per epoch: a resumed run may change them, and images/s with them
 # Settings a resumed run must share with its checkpoint (others may change, e.g. workers or progress).
 RESUME_FIXED = ("model", "model_kwargs", "dataset", "batch_size", "image_size", "synthetic_classes",
                 "synthetic_chans", "limit_train")
@@ -593,7 +594,8 @@ class _Trainer:
             self._set_train_mode()
         t = self.running["train_time"]
         row.update(epoch_time_s=round(epoch_wall, 3), images_per_s=round(self.running["images"] / t, 1) if t else None,
-                   elapsed_s=round(self.elapsed(), 3))
+                   elapsed_s=round(self.elapsed(), 3), threads=torch.get_num_threads(),
+                   world_size=self.ctx.world_size)
         self.totals["train_time"] += self.running["train_time"]
         self.totals["images"] += self.running["images"]
         self.history.append(row)
