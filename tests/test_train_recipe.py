@@ -263,6 +263,44 @@ def test_fashion_mnist_from_the_debian_package_when_installed() -> None:
     assert torch.bincount(labels).tolist() == [1000] * 10
 
 
+def test_holdout_splits_the_training_set_never_the_test_set(tmp_path) -> None:
+    from shufflenet.train.data import holdout_split
+
+    keep, held = holdout_split(100, 20)
+    assert (len(keep), len(held)) == (80, 20) and sorted(keep + held) == list(range(100))
+    assert holdout_split(100, 20) == (keep, held)  # fixed: the same images for every run and seed
+    assert held != list(range(80, 100))  # random, not the tail (the files may be sorted by class)
+    with pytest.raises(UserInputError, match="holdout must be between 1 and 99"):
+        holdout_split(100, 100)
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("t10k", 6)):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    plain = build_data("fashion-mnist", data_dir=str(tmp_path))
+    data = build_data("fashion-mnist", data_dir=str(tmp_path), holdout=10)
+    assert (len(data.train), len(data.val)) == (20, 10)
+    keep, held = holdout_split(30, 10)
+    base_train = plain.train
+    base_plain = FashionMNIST(tmp_path, "train")
+    for j, i in enumerate(held):  # validation = the held-out training images, not augmented
+        assert torch.equal(data.val[j][0], base_plain[i][0]) and data.val[j][1] == base_plain[i][1]
+    for j, i in enumerate(keep):  # training = the rest, augmented exactly as in the full set
+        assert torch.equal(data.train[(3, j)][0], base_train[(3, i)][0])
+    batch = data.train.__getitems__([(1, j) for j in range(20)])
+    assert all(torch.equal(batch[j][0], base_train[(1, keep[j])][0]) for j in range(20))
+
+
+def test_train_with_holdout_records_its_validation_set(tmp_path) -> None:
+    result = train(tiny(tmp_path, holdout=16, synthetic_train=64, bn_recalibrate_steps=1))
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["train_images"], info["val_images"]) == (48, 16)
+    assert info["val_set"] == "16 training images held out of training"
+    assert result.status == "finished" and result.final["val_images"] == 16
+    with pytest.raises(UserInputError, match="holdout must be a positive integer"):
+        tiny(tmp_path, holdout=0).validate()
+
+
 def test_synthetic_data_is_deterministic() -> None:
     a = SyntheticImages(8, 4, 16, 3, seed=1, train_augment=True)
     b = SyntheticImages(8, 4, 16, 3, seed=1, train_augment=True)

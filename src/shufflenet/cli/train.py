@@ -50,6 +50,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--random-erasing", type=float, default=S, metavar="P", help="random erasing probability")
     g.add_argument("--limit-train", type=int, default=S, metavar="N", help="use the first N training images")
     g.add_argument("--limit-val", type=int, default=S, metavar="N", help="use the first N validation images")
+    g.add_argument("--holdout", type=int, default=S, metavar="N",
+                   help="validate on N training images held out of training (a fixed random subset), not on "
+                        "the validation/test set: for choosing settings without seeing the test set")
     g.add_argument("--synthetic-train", type=int, default=S, metavar="N", help="synthetic training images")
     g.add_argument("--synthetic-val", type=int, default=S, metavar="N", help="synthetic validation images")
     g.add_argument("--synthetic-classes", type=int, default=S, metavar="N")

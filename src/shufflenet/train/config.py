@@ -56,6 +56,9 @@ class TrainConfig:
     random_erasing: float = 0.0  # probability of random erasing after the light Fashion-MNIST augmentation
     limit_train: int | None = None
     limit_val: int | None = None
+    # validate on this many training images (a fixed random subset, held out of training) instead of the
+    # validation/test set: for choosing settings without looking at the test set
+    holdout: int | None = None
     synthetic_classes: int = 10
     synthetic_train: int = 512
     synthetic_val: int = 128
@@ -105,7 +108,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "synthetic_classes", "synthetic_train", "synthetic_val",
                      "synthetic_chans"):
             _check_positive(name, getattr(self, name))
-        for name in ("image_size", "limit_train", "limit_val", "bn_recalibrate_steps", "stop_after_steps"):
+        for name in ("image_size", "limit_train", "limit_val", "holdout", "bn_recalibrate_steps",
+                     "stop_after_steps"):
             if getattr(self, name) is not None:
                 _check_positive(name, getattr(self, name))
         for name in ("workers", "warmup_steps", "checkpoint_every", "eval_every"):

@@ -432,6 +432,54 @@ class Limited(Dataset):
         raise AttributeError(name)
 
 
+class Indexed(Dataset):
+    """The samples ``indices`` of ``base``, renumbered 0..len-1 (keys may be ``(epoch, index)`` pairs).
+
+    Augmentation stays keyed by the *base* index, so a sample is augmented the same way whichever subset
+    it is in.
+    """
+
+    def __init__(self, base: Dataset, indices: Sequence[int]) -> None:
+        self.base, self.indices = base, [int(i) for i in indices]
+        self.classes = list(getattr(base, "classes", []))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _map(self, key: Any) -> Any:
+        epoch, idx = _split_key(key)
+        if not 0 <= idx < len(self.indices):
+            raise IndexError(idx)
+        return (epoch, self.indices[idx]) if isinstance(key, (tuple, list)) else self.indices[idx]
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.base[self._map(key)]
+
+    def __getitems__(self, keys: Sequence[Any]) -> list[Any]:
+        mapped = [self._map(k) for k in keys]
+        if hasattr(self.base, "__getitems__"):
+            return self.base.__getitems__(mapped)  # type: ignore[attr-defined]
+        return [self.base[k] for k in mapped]
+
+
+HOLDOUT_SEED = 20180730  # fixed, not the run's seed: every run of an ablation holds out the same images
+
+
+def holdout_split(n: int, holdout: int) -> tuple[list[int], list[int]]:
+    """(train indices, held-out indices) of ``n`` training images: a fixed random subset of ``holdout``."""
+    if not 0 < holdout < n:
+        raise UserInputError(f"holdout must be between 1 and {n - 1} (the training set has {n} images), got {holdout}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(HOLDOUT_SEED)).tolist()
+    return sorted(perm[holdout:]), sorted(perm[:holdout])
+
+
+def _hold_out(train: Dataset | None, train_plain: Dataset | None, holdout: int | None) -> tuple[Any, Any]:
+    """Split ``holdout`` images off the training set as the validation set (un-augmented view)."""
+    assert train is not None and train_plain is not None
+    keep, held = holdout_split(len(train), holdout or 0)  # type: ignore[arg-type]
+    return Indexed(train, keep), Indexed(train_plain, held)
+
+
 def _limit(ds: Dataset | None, limit: int | None) -> Dataset | None:
     if ds is None or limit is None or limit >= len(ds):  # type: ignore[arg-type]
         return ds
@@ -443,16 +491,24 @@ def build_data(dataset: str, *, data_dir: str | None = None, download: bool = Fa
                want_train: bool = True, want_val: bool = True, val_split: str = "val",
                limit_train: int | None = None, limit_val: int | None = None, random_erasing: float = 0.0,
                synthetic_classes: int = 10, synthetic_train: int = 512, synthetic_val: int = 128,
-               synthetic_chans: int = 3, preprocess: Preprocess | None = None) -> DataBundle:
+               synthetic_chans: int = 3, preprocess: Preprocess | None = None,
+               holdout: int | None = None) -> DataBundle:
     """Build the training/validation datasets of ``dataset`` (``fashion-mnist``, ``imagefolder``,
     ``synthetic``). ``val_split="train"`` evaluates on the training images (without augmentation).
-    ``preprocess`` (ImageFolder) replaces the input convention/sizes derived from the other arguments."""
+    ``preprocess`` (ImageFolder) replaces the input convention/sizes derived from the other arguments.
+    ``holdout=N`` trains on all but a fixed random N training images and validates on those N
+    (un-augmented), so choices made on the validation numbers never see the test set."""
+    if holdout and not want_train:
+        raise UserInputError("holdout splits the training set: it needs the training data")
     if dataset == "fashion-mnist":
         root = find_fashion_mnist(data_dir, download)
         size = image_size or 28
         train = (FashionMNIST(root, "train", train_augment=True, image_size=size, seed=seed,
                               random_erasing=random_erasing) if want_train else None)
-        val = FashionMNIST(root, val_split, image_size=size) if want_val else None
+        if holdout:
+            train, val = _hold_out(train, FashionMNIST(root, "train", image_size=size), holdout)
+        else:
+            val = FashionMNIST(root, val_split, image_size=size) if want_val else None
         return DataBundle(_limit(train, limit_train), _limit(val, limit_val), 10, 1, list(FASHION_MNIST_CLASSES),
                           fashion_mnist_preprocess(size), True, dataset)
     if dataset == "synthetic":
@@ -460,7 +516,10 @@ def build_data(dataset: str, *, data_dir: str | None = None, download: bool = Fa
         kw = dict(num_classes=synthetic_classes, image_size=size, in_chans=synthetic_chans, seed=seed)
         train = SyntheticImages(synthetic_train, offset=0, train_augment=True, **kw) if want_train else None
         val_offset = 0 if val_split == "train" else 10**9
-        val = SyntheticImages(synthetic_val, offset=val_offset, **kw) if want_val else None
+        if holdout:
+            train, val = _hold_out(train, SyntheticImages(synthetic_train, offset=0, **kw), holdout)
+        else:
+            val = SyntheticImages(synthetic_val, offset=val_offset, **kw) if want_val else None
         pp = Preprocess("synthetic", size, size, synthetic_chans)
         return DataBundle(_limit(train, limit_train), _limit(val, limit_val), synthetic_classes, synthetic_chans,
                           [f"class_{i}" for i in range(synthetic_classes)], pp, size < 96, dataset)
@@ -484,6 +543,8 @@ def build_data(dataset: str, *, data_dir: str | None = None, download: bool = Fa
             raise UserInputError(f"{val_dir}: class folders differ from {train_dir}")
         train = SeededTransform(train_base, imagefolder_train_transform(pp), seed) if want_train and train_base else None
         val = SeededTransform(val_base, pp.pil_transform(), seed) if val_base is not None else None
+        if holdout:
+            train, val = _hold_out(train, SeededTransform(train_base, pp.pil_transform(), seed), holdout)
         return DataBundle(_limit(train, limit_train), _limit(val, limit_val), len(classes), 3, classes, pp,
                           size < 96, dataset)
     raise UserInputError(f"unknown dataset {dataset!r}; choose from fashion-mnist, imagefolder, synthetic")

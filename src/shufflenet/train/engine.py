@@ -60,7 +60,7 @@ METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_top1", "val_loss",
                   "threads", "world_size"]  # per epoch: a resumed run may change them, and images/s with them
 # Settings a resumed run must share with its checkpoint (others may change, e.g. workers or progress).
 RESUME_FIXED = ("model", "model_kwargs", "dataset", "batch_size", "image_size", "synthetic_classes",
-                "synthetic_chans", "limit_train")
+                "synthetic_chans", "limit_train", "holdout")
 
 
 class TrainingDiverged(ShuffleNetError):
@@ -267,7 +267,7 @@ class _Trainer:
             input_convention=cfg.input_convention, seed=cfg.seed, limit_train=cfg.limit_train,
             limit_val=cfg.limit_val, random_erasing=cfg.random_erasing, synthetic_classes=cfg.synthetic_classes,
             synthetic_train=cfg.synthetic_train, synthetic_val=cfg.synthetic_val,
-            synthetic_chans=cfg.synthetic_chans)
+            synthetic_chans=cfg.synthetic_chans, holdout=cfg.holdout)
         if cfg.download and ctx.distributed and ctx.is_main:
             ctx.barrier()
         if self.data.train is None or len(self.data.train) == 0:  # type: ignore[arg-type]
@@ -385,6 +385,8 @@ class _Trainer:
             "model": self.cfg.model, "model_kwargs": self.model_kwargs, "dataset": self.cfg.dataset,
             "train_images": len(self.data.train),  # type: ignore[arg-type]
             "val_images": len(self.data.val) if self.data.val is not None else 0,  # type: ignore[arg-type]
+            "val_set": (f"{self.cfg.holdout} training images held out of training" if self.cfg.holdout
+                        else "the dataset's validation/test split"),
             "world_size": self.ctx.world_size, "backend": self.ctx.backend, "device": str(dev),
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
             or platform.machine(),
