@@ -164,6 +164,18 @@ def test_cli_quiet_overrides_the_config_file_only_when_given(tmp_path) -> None:
     assert (cfg.progress, cfg.verbose) == (False, False)
 
 
+def test_resume_takes_quiet_from_this_invocation_not_the_checkpoint(tmp_path) -> None:
+    from shufflenet.cli.main import build_parser
+    from shufflenet.cli.train import resolve_train_config
+
+    train(tiny(tmp_path))  # saved with progress=False, verbose=False
+    last = tmp_path / "run" / "last.pt"
+    cfg = resolve_train_config(build_parser().parse_args(["train", "--resume", str(last)]))
+    assert (cfg.epochs, cfg.dataset, cfg.progress, cfg.verbose) == (1, "synthetic", True, True)
+    cfg = resolve_train_config(build_parser().parse_args(["--quiet", "train", "--resume", str(last)]))
+    assert (cfg.progress, cfg.verbose) == (False, False)
+
+
 def test_config_yaml_when_pyyaml_is_installed(tmp_path) -> None:
     pytest.importorskip("yaml")
     f = tmp_path / "run.yaml"
@@ -299,6 +311,22 @@ def test_train_with_holdout_records_its_validation_set(tmp_path) -> None:
     assert result.status == "finished" and result.final["val_images"] == 16
     with pytest.raises(UserInputError, match="holdout must be a positive integer"):
         tiny(tmp_path, holdout=0).validate()
+
+
+def test_16_bit_images_are_rescaled_by_the_image_folder_loader(tmp_path) -> None:
+    from PIL import Image
+
+    from shufflenet.train.data import _image_folder, load_image
+
+    pixels = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 4)
+    (tmp_path / "a").mkdir()
+    Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "a" / "eight.png")
+    Image.fromarray(pixels * 257).save(tmp_path / "a" / "sixteen.png")
+    eight, sixteen = load_image(str(tmp_path / "a" / "eight.png")), load_image(str(tmp_path / "a" / "sixteen.png"))
+    assert eight.mode == sixteen.mode == "RGB"
+    assert np.array_equal(np.asarray(eight), np.asarray(sixteen))  # not clipped to white
+    folder = _image_folder(tmp_path)
+    assert np.array_equal(np.asarray(folder[0][0]), np.asarray(folder[1][0]))
 
 
 def test_synthetic_data_is_deterministic() -> None:

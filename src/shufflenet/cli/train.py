@@ -128,7 +128,8 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
         path = resolve_resume(resume, out)
         if path is not None:
             saved = load_checkpoint(path)["train"].get("config") or {}
-            base = {k: v for k, v in saved.items() if k in names}
+            # How the first run printed is not part of the run: this invocation's --quiet decides.
+            base = {k: v for k, v in saved.items() if k in names and k not in ("progress", "verbose")}
             base["stop_after_steps"] = None
             base["resume"] = str(path)
     merged_kwargs = dict((base or {}).get("model_kwargs") or {})

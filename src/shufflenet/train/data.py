@@ -380,11 +380,23 @@ def _imagefolder_dirs(root: Path) -> tuple[Path, Path | None]:
     return train, None
 
 
+def load_image(path: str) -> Any:
+    """An image file as RGB PIL; 16-bit greyscale is rescaled (torchvision's loader would clip it white)."""
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        img = Image.open(f)
+        img.load()
+    if img.mode.startswith("I"):
+        img = _to_8bit(img)
+    return img.convert("RGB")
+
+
 def _image_folder(path: Path) -> Any:
     from torchvision.datasets import ImageFolder
 
     try:
-        return ImageFolder(str(path))
+        return ImageFolder(str(path), loader=load_image)
     except (FileNotFoundError, OSError) as exc:
         raise UserInputError(f"{path}: not an ImageFolder tree (CLASS/IMAGE files): {exc}") from None
 
