@@ -338,18 +338,21 @@ def test_synthetic_data_is_deterministic() -> None:
 # ----------------------------------------------------------------------------------- non-finite loss
 
 class _NaNAfter(nn.Module):
-    """Wraps a model; from the ``n``-th training forward on, the output is NaN."""
+    """Wraps a model; from the ``n``-th training forward on, the output is NaN (``grad_only``: the output
+    stays finite and only its gradient is NaN)."""
 
-    def __init__(self, inner: nn.Module, n: int) -> None:
+    def __init__(self, inner: nn.Module, n: int, grad_only: bool = False) -> None:
         super().__init__()
-        self.inner, self.n, self.calls = inner, n, 0
+        self.inner, self.n, self.grad_only, self.calls = inner, n, grad_only, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.inner(x)
         if self.training:
             self.calls += 1
             if self.calls >= self.n:
-                return out * float("nan")
+                if not self.grad_only:
+                    return out * float("nan")
+                out.register_hook(lambda g: g * float("nan"))
         return out
 
 
@@ -378,28 +381,12 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
-class _NaNGradAfter(nn.Module):
-    """Wraps a model; from the ``n``-th training forward on, the loss stays finite but its gradient is NaN."""
-
-    def __init__(self, inner: nn.Module, n: int) -> None:
-        super().__init__()
-        self.inner, self.n, self.calls = inner, n, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inner(x)
-        if self.training:
-            self.calls += 1
-            if self.calls >= self.n:
-                out.register_hook(lambda g: g * float("nan"))
-        return out
-
-
 @pytest.mark.parametrize("grad_clip", [None, 1.0])
 def test_non_finite_gradients_stop_before_the_step(tmp_path, monkeypatch, grad_clip) -> None:
     import shufflenet.train.engine as engine
 
-    monkeypatch.setattr(engine, "build_model", lambda cfg, data: _NaNGradAfter(
-        create_model("shufflenet_v2_x0_5", num_classes=10, small_input=True), 3))
+    monkeypatch.setattr(engine, "build_model", lambda cfg, data: _NaNAfter(
+        create_model("shufflenet_v2_x0_5", num_classes=10, small_input=True), 3, grad_only=True))
     cfg = tiny(tmp_path, checkpoint_every=1, epochs=2, grad_clip=grad_clip)
     with pytest.raises(TrainingDiverged) as info:
         train(cfg)
