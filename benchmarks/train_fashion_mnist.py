@@ -183,7 +183,7 @@ def train_one(label: str, args: argparse.Namespace, epochs: int, model: nn.Modul
                       download=args.download, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, holdout=args.holdout,
                       random_erasing=args.random_erasing, limit_train=args.limit_train, limit_val=args.limit_test,
-                      warmup_steps=args.warmup_epochs * ((args.limit_train or 60000 - (args.holdout or 0))
+                      warmup_steps=args.warmup_epochs * ((args.limit_train or (60000 - (args.holdout or 0)))
                                                           // args.batch_size),
                       workers=args.workers, device=args.device, amp=args.amp, channels_last=args.channels_last,
                       ema_decay=args.ema, seed=args.seed, output_dir=str(out_dir), resume="auto",

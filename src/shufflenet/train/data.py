@@ -387,9 +387,7 @@ def load_image(path: str) -> Any:
     with open(path, "rb") as f:
         img = Image.open(f)
         img.load()
-    if img.mode.startswith("I"):
-        img = _to_8bit(img)
-    return img.convert("RGB")
+    return _Convert("RGB")(img)
 
 
 def _image_folder(path: Path) -> Any:
@@ -485,10 +483,10 @@ def holdout_split(n: int, holdout: int) -> tuple[list[int], list[int]]:
     return sorted(perm[holdout:]), sorted(perm[:holdout])
 
 
-def _hold_out(train: Dataset | None, train_plain: Dataset | None, holdout: int | None) -> tuple[Any, Any]:
-    """Split ``holdout`` images off the training set as the validation set (un-augmented view)."""
-    assert train is not None and train_plain is not None
-    keep, held = holdout_split(len(train), holdout or 0)  # type: ignore[arg-type]
+def _hold_out(train: Dataset | None, train_plain: Dataset, holdout: int) -> tuple[Indexed, Indexed]:
+    """Split ``holdout`` images off the training set as the validation set (``train_plain``: un-augmented)."""
+    assert train is not None  # build_data refuses holdout without the training data
+    keep, held = holdout_split(len(train), holdout)  # type: ignore[arg-type]
     return Indexed(train, keep), Indexed(train_plain, held)
 
 
