@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout", type=int, default=None, help="score the fixed N held-out training images")
     p.add_argument("--out", default=None, help="also write the result as JSON (atomically)")
     args = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "src"))
     from shufflenet._io import write_atomic
     from shufflenet.errors import ShuffleNetError
 
