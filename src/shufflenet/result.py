@@ -1,0 +1,168 @@
+"""The one result contract: what every result of this package offers, whatever computed it.
+
+A result (a cost report, a measurement, a profile, a suite, a guideline run, a training summary, an
+evaluation, predictions, the machine's ceilings) is any object with
+
+* ``to_dict() -> dict`` — JSON-safe, stable keys (a key may be added, never silently renamed);
+* ``tables() -> list[Table]`` — titled tables whose cells are raw values, with column names and units;
+* ``figures() -> list[Figure]`` — titled plots, drawn only when a renderer asks for them;
+* ``conventions() -> list[str]`` — the counting conventions its numbers follow (the sentences below).
+
+:mod:`shufflenet.render` turns any such object into a terminal table, CSV, JSON, Markdown or HTML, so a
+new result type never needs a renderer of its own. :class:`ResultBase` gives the defaults (no figures,
+no conventions) to a result that has none.
+
+The conventions are written here once. FLOPs are multiply-adds of convolutions and fully connected
+layers, as in the ShuffleNet V2 paper (footnote 1 of Sec. 1; torchvision's ``_ops`` metadata uses the
+same); MAC is the memory access cost of Sec. 2, G1: elements read plus elements written by each operation,
+weights included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
+
+FLOPS = "FLOPs = multiply-adds of conv + FC layers (the paper's convention, V2 footnote 1)"
+FLOPS_ELEMENTWISE = ("FLOPs = multiply-adds of conv + FC layers, plus element-wise ops (BN 2/element, "
+                     "activations and adds 1/element); the paper counts conv + FC only")
+MAC = ("MAC = elements read + written by each op (the paper's Sec. 2, G1), weights included; "
+       "each input occurrence read once")
+DEPLOY = "deploy: BN folded into the producing conv/linear, activations on its output fused"
+SPEED = "speed: median over timed rounds; spread = interquartile range (IQR) relative to the median"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a :class:`Table`: the row key it reads, its header, its unit and how to show it.
+
+    ``fmt`` is a format spec for text renderings (``".2f"``, ``",d"``) or ``"si"`` for decimal prefixes
+    (1.235M); ``None`` shows integers as they are and floats with two decimals. CSV and JSON always carry
+    the raw value.
+    """
+
+    key: str
+    label: str = ""
+    unit: str = ""
+    fmt: str | None = None
+
+    @property
+    def header(self) -> str:
+        name = self.label or self.key
+        return f"{name} ({self.unit})" if self.unit else name
+
+
+@dataclass
+class Table:
+    """A titled table: raw cell values (JSON-safe) in ``rows``, keyed by the columns' ``key``."""
+
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    key: str = ""
+
+    @classmethod
+    def from_rows(cls, title: str, rows: Sequence[Mapping[str, Any]], *, units: Mapping[str, str] | None = None,
+                  fmts: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+                  notes: Iterable[str] = (), key: str = "") -> Table:
+        """A table whose columns are the keys of the first row, in order (units/formats by key)."""
+        units, fmts, labels = units or {}, fmts or {}, labels or {}
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        cols = [Column(k, labels.get(k, ""), units.get(k, ""), fmts.get(k)) for k in keys]
+        return cls(title, cols, [dict(r) for r in rows], list(notes), key)
+
+    def column_keys(self) -> list[str]:
+        return [c.key for c in self.columns]
+
+
+@dataclass
+class Figure:
+    """A titled plot, drawn on demand: ``draw`` fills a matplotlib Figure it is given.
+
+    Nothing is drawn (and matplotlib is not imported) until a renderer calls :meth:`png`, which uses an
+    object-oriented Agg canvas: the user's matplotlib backend (a notebook's inline one, say) is never
+    switched.
+    """
+
+    title: str
+    draw: Callable[[MplFigure], None]
+    key: str = "figure"
+    size: tuple[float, float] = (7.0, 4.0)
+    dpi: int = 110
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes; raises :class:`FigureUnavailable` when matplotlib is not installed."""
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure as MplFigure
+        except ImportError as exc:
+            raise FigureUnavailable(f"figure {self.title!r} not drawn: matplotlib is not installed "
+                                    "(pip install 'shufflenet[plots]')") from exc
+        import io
+
+        fig = MplFigure(figsize=self.size)
+        FigureCanvasAgg(fig)
+        self.draw(fig)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=self.dpi)
+        return buf.getvalue()
+
+
+class FigureUnavailable(RuntimeError):
+    """A figure cannot be drawn here (matplotlib missing): renderers show a note instead of failing."""
+
+
+@runtime_checkable
+class Result(Protocol):
+    """What every result offers (see the module docstring)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def tables(self) -> list[Table]: ...
+
+    def figures(self) -> list[Figure]: ...
+
+    def conventions(self) -> list[str]: ...
+
+
+class ResultBase:
+    """Defaults for the parts of the contract a result may not have: no figures, no conventions, and a
+    title taken from the first table."""
+
+    def tables(self) -> list[Table]:  # pragma: no cover - every result defines its tables
+        raise NotImplementedError
+
+    def figures(self) -> list[Figure]:
+        return []
+
+    def conventions(self) -> list[str]:
+        return []
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with tuples as lists, non-finite floats as ``None`` and unknown objects as strings, so
+    ``json.dumps`` never fails and never writes ``NaN`` (which is not JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return json_safe(value.to_dict())
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return json_safe(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
