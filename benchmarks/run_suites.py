@@ -2,7 +2,8 @@
 
 For each suite, ``shufflenet bench --suite NAME --format json`` writes ``NAME-<device>[-quick].json`` (with
 the environment), the same result is rendered to ``.txt``, and paper-fig1 writes its ``.png`` beside them.
-``--machine`` also records the matmul/copy ceilings (``machine-<device>.json``).
+``--machine`` also records the machine ceilings (``machine-<device>.json``): the best fp32 kernel (torch.mm,
+oneDNN convs, OpenVINO when installed), the theoretical FMA peak and the copy bandwidth.
 
     python benchmarks/run_suites.py [--quick] [--suite paper-fig1 units] [--device cpu] [--threads N]
 """

@@ -52,7 +52,8 @@ def test_cost_torchvision_with_model_args(capsys) -> None:
 
 @pytest.mark.parametrize("argv,needle", [
     (["cost", "shufflenet_v2_x3_0"], "unknown model 'shufflenet_v2_x3_0'"),
-    (["cost", "shufflenet_v2_x1_0", "--input", "1x3x224"], "malformed --input"),
+    (["cost", "shufflenet_v2_x1_0", "--input", "3x224"], "malformed --input"),
+    (["cost", "shufflenet_v2_x1_0", "--input", "1x3x224"], "expects 3 input channels, got 1"),  # CxHxW
     (["cost", "shufflenet_v2_x1_0", "--input", "axbxcxd"], "malformed --input"),
     (["cost", "torchvision:resnet18", "--input", "1x2x64x64"], "cannot run on input 1x2x64x64"),
     (["cost", "shufflenet_v2_x1_0", "--input", "1x3x16x16"], "at least 32x32"),
@@ -70,7 +71,8 @@ def test_bad_input_one_line_exit_2(capsys, argv: list[str], needle: str) -> None
 
 
 def test_debug_shows_traceback(capsys) -> None:
-    from shufflenet.errors import UnknownModelError
-
-    with pytest.raises(UnknownModelError):
-        main(["--debug", "cost", "nope"])
+    for argv in (["--debug", "cost", "nope"], ["cost", "nope", "--debug"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2  # --debug adds the traceback, it does not change the exit code
+        assert "Traceback (most recent call last)" in err and "UnknownModelError" in err
+        assert err.splitlines()[-1] == "shufflenet: error: unknown model 'nope'; see `shufflenet models` for the list"

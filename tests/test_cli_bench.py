@@ -58,13 +58,16 @@ def test_machine_flag(capsys, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("SHUFFLENET_CACHE", str(tmp_path))
     monkeypatch.setattr(machine_mod, "MATMUL_N", {"cpu": 128, "cuda": 1024})
     monkeypatch.setattr(machine_mod, "COPY_ELEMENTS", {"cpu": 1 << 18, "cuda": 1 << 22})
+    monkeypatch.setattr(machine_mod, "CONV_SHAPES", {"cpu": ((1, 32, 8, 1), (1, 16, 8, 3)), "cuda": ()})
+    monkeypatch.setattr(machine_mod, "KERNEL_MIN_RUN_TIME", 0.01)
     code, out, err = run(capsys, "bench", "--machine")
     assert code == 0, err
     assert "GFLOP/s" in out and "GB/s" in out and (tmp_path / "machine-cpu.json").exists()
+    assert "best kernel" in out and "kernel torch.mm" in out and "kernel oneDNN via torch" in out
     code, out, _ = run(capsys, "--quiet", "bench", *SMALL, "--format", "json")
     assert json.loads(out)["machine"]["matmul_gflops"] > 0  # cached ceilings are used for the fractions
     code, out, _ = run(capsys, "--quiet", "bench", *SMALL)
-    assert "% matmul" in out
+    assert "% compute" in out
 
 
 def test_units_suite_shrunk(capsys, monkeypatch) -> None:

@@ -151,6 +151,84 @@ def test_deploy_mode_keeps_existing_bias_and_unfusable_ops():
     assert [r.mac for r in deploy.layers] == [paper.layers[0].mac, 0, 0, paper.layers[3].mac, paper.layers[4].mac]
 
 
+class ConvBnAlsoRaw(nn.Module):
+    """conv -> BN -> ReLU, and the raw conv output feeds a second consumer (a shortcut add)."""
+
+    def __init__(self, second: str = "add") -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.second = second
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = torch.relu(self.bn(y))
+        if self.second == "add":
+            return z + y
+        if self.second == "view":
+            return z, y.flatten(1)
+        return torch.cat([z, y], 1)
+
+
+@pytest.mark.parametrize("second", ["add", "view", "cat"])
+def test_deploy_does_not_fold_bn_into_a_conv_output_read_elsewhere(second):
+    model = ConvBnAlsoRaw(second)
+    paper = count_cost(model, (1, 8, 6, 6))
+    deploy = count_cost(model, (1, 8, 6, 6), mode="deploy")
+    # The unnormalised conv output must be materialised for its other reader: BN runs, and so does ReLU.
+    assert [(r.op, r.mac, r.params) for r in deploy.layers] == [(r.op, r.mac, r.params) for r in paper.layers]
+    assert deploy.mac == paper.mac
+
+
+def test_deploy_folds_bn_but_does_not_fuse_an_activation_of_a_shared_output():
+    class BnOutShared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 1, bias=False)
+            self.bn = nn.BatchNorm2d(8)
+
+        def forward(self, x):
+            y = self.bn(self.conv(x))
+            return torch.relu(y) + y
+
+    paper = count_cost(BnOutShared(), (1, 8, 4, 4))
+    deploy = count_cost(BnOutShared(), (1, 8, 4, 4), mode="deploy")
+    conv, bn, relu, add = deploy.layers
+    assert conv.mac == paper.layers[0].mac + 8 and (bn.mac, bn.params) == (0, 0)  # folded: BN is conv's only reader
+    assert relu.mac == paper.layers[2].mac > 0  # the BN-folded output is also read by the add
+
+
+def test_deploy_does_not_fuse_an_activation_after_an_in_place_residual_add():
+    class Residual(nn.Module):  # torchvision's BasicBlock tail: out = bn(conv(x)); out += x; relu(out)
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(8)
+            self.relu = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            out = self.bn(self.conv(x))
+            out += x
+            return self.relu(out)
+
+    paper = count_cost(Residual(), (1, 8, 5, 5))
+    deploy = count_cost(Residual(), (1, 8, 5, 5), mode="deploy")
+    assert [r.kind for r in deploy.layers] == ["conv", "norm", "elementwise", "act"]
+    assert deploy.layers[1].mac == 0  # BN still folds
+    assert deploy.layers[3].mac == paper.layers[3].mac > 0  # ReLU reads the sum, not the conv's output
+
+
+def test_deploy_fusion_in_torchvision_resnet_block():
+    block = torchvision.models.resnet.BasicBlock(8, 8)
+    paper = count_cost(block, (1, 8, 6, 6))
+    deploy = count_cost(block, (1, 8, 6, 6), mode="deploy")
+    ops = [(r.kind, r.mac == 0) for r in deploy.layers]
+    # conv1+bn1+relu fuse; conv2+bn2 fold; the add and the final ReLU run on their own.
+    assert ops == [("conv", False), ("norm", True), ("act", True), ("conv", False), ("norm", True),
+                   ("elementwise", False), ("act", False)]
+    assert deploy.mac == paper.mac - sum(paper.layers[i].mac for i in (1, 2, 4)) + 2 * 8
+
+
 def test_channel_shuffle_costs_one_copy():
     class Shuffle(nn.Module):
         def forward(self, x):

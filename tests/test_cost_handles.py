@@ -132,6 +132,29 @@ def test_cat_clone_copy_pad_rules():
     assert (row.op, row.mac) == ("constant_pad_nd", 8 + 12)
 
 
+def test_cat_reads_every_occurrence_of_a_repeated_input():
+    x, y = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    n, m = x.numel(), y.numel()
+    assert only_row(cost(lambda a: torch.cat([a, a], 1), x)).mac == 4 * n  # x is copied twice
+    assert only_row(cost(lambda a, b: torch.cat([a, b], 1), x, y)).mac == 2 * (n + m)
+    assert only_row(cost(lambda a, b: torch.cat([a, b, a], 1), x, y)).mac == 2 * (2 * n + m)
+    assert only_row(cost(lambda a: torch.stack([a, a, a]), x)).mac == 6 * n
+    row = only_row(cost(lambda a: torch.cat([a, a], 1), x.double()))
+    assert row.mac_bytes == 4 * n * 8
+    assert handles.cat_mac([x.shape, x.shape]) == 4 * n
+
+
+def test_streaming_ops_read_a_repeated_operand_once():
+    # add(x, x) and mul(x, x) load both operands from the same addresses in one pass: x is read once.
+    x = torch.randn(2, 3, 4)
+    n = x.numel()
+    assert only_row(cost(lambda a: a + a, x)).mac == 2 * n
+    assert only_row(cost(lambda a: a * a, x)).mac == 2 * n
+    assert only_row(cost(lambda a, b: a + b, x, x.clone())).mac == 3 * n
+    sq = torch.randn(4, 4)
+    assert only_row(cost(lambda a: a @ a, sq)).mac == 2 * 16
+
+
 def test_copying_reshape_is_charged_once():
     x = torch.randn(2, 3, 4)
     row = only_row(cost(lambda t: t.transpose(1, 2).reshape(2, 12), x))

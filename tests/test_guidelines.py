@@ -409,6 +409,28 @@ def test_plots_written(fake_result, tmp_path) -> None:
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
+def test_plot_legends_do_not_cover_bars(fake_result) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from shufflenet.guidelines.plots import table_figure
+
+    for table in fake_result[0].tables:
+        fig = table_figure(table, " (cpu)")
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert len(legends) == 1 and [t.get_text() for t in legends[0].get_texts()] == [
+            "ours (cpu)", "paper GPU", "paper ARM"]
+        box = legends[0].get_window_extent(renderer)
+        bars = [p for ax in fig.axes for p in ax.patches if isinstance(p, Rectangle)]
+        assert len(bars) == 3 * len(table.rows)
+        assert not any(box.overlaps(b.get_window_extent(renderer)) for b in bars), table.guideline
+        assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)  # outside the panels
+        plt.close(fig)
+
+
 def test_full_mode_defaults() -> None:
     o = runner.RunOptions().resolved()
     assert o.multipliers == (1, 2, 4) and o.rounds == runner.FULL_ROUNDS and o.min_run_time == runner.FULL_MIN_RUN_TIME

@@ -282,14 +282,130 @@ def test_environment_fields() -> None:
 def small_machine(monkeypatch: pytest.MonkeyPatch, tmp_path):
     monkeypatch.setenv("SHUFFLENET_CACHE", str(tmp_path))
     monkeypatch.setattr(machine_mod, "MATMUL_N", {"cpu": 128, "cuda": 1024})
+    monkeypatch.setattr(machine_mod, "CONV_SHAPES", {"cpu": ((1, 32, 8, 1), (1, 16, 8, 3)),
+                                                     "cuda": ((1, 64, 16, 1), (1, 32, 16, 3))})
     monkeypatch.setattr(machine_mod, "COPY_ELEMENTS", {"cpu": 1 << 18, "cuda": 1 << 22})
+    monkeypatch.setattr(machine_mod, "KERNEL_MIN_RUN_TIME", 0.01)
     return tmp_path
+
+
+def _fake_kernel(name: str, madds: int, precision: str = "fp32", fail: bool = False) -> machine_mod.ComputeKernel:
+    """The same small matmul under every name: only the multiply-adds it claims differ."""
+    def setup(dev: torch.device, threads: int):
+        if fail:
+            raise machine_mod.KernelUnavailable("not installed")
+        a = torch.randn(32, 32)
+        return (lambda: a @ a), madds, precision
+
+    return machine_mod.ComputeKernel(name, "fake", setup, devices=("cpu",))
+
+
+def test_compute_ceiling_is_the_best_kernel(small_machine) -> None:
+    kernels = [_fake_kernel("slow", 10**3), _fake_kernel("fast", 10**6), _fake_kernel("missing", 10**9, fail=True),
+               _fake_kernel("bf16", 10**9, precision="bf16")]
+    c = measure_machine("cpu", 1, min_run_time=0.02, kernels=kernels, save=False)
+    rates = {k.name: k for k in c.kernels}
+    assert set(rates) == {"slow", "fast", "missing", "bf16"}
+    assert rates["missing"].error == "not installed" and rates["missing"].gflops == 0
+    assert not rates["bf16"].candidate and rates["bf16"].gflops > rates["fast"].gflops  # faster, but not fp32
+    assert rates["fast"].gflops > 100 * rates["slow"].gflops
+    assert c.compute_kernel == "fake: fast" and c.matmul_gflops == rates["fast"].gflops
+    assert c.matmul_gmadds == pytest.approx(rates["fast"].gflops / 2)
+    assert c.compute_fraction(rates["fast"].gflops / 4) == pytest.approx(0.5)
+    from shufflenet.measure.profile import ridge_point
+
+    assert ridge_point(c) == pytest.approx(rates["fast"].gflops / 2 / c.copy_gb_per_s)
+    assert machine_mod.best_kernel(c.kernels) is rates["fast"]
+    assert any("fake: fast" in str(r["note"]) for r in c.rows())
+    with pytest.raises(RuntimeError, match="no compute kernel"):
+        measure_machine("cpu", 1, min_run_time=0.02, kernels=kernels[2:], save=False)
+
+
+def test_kernel_rate_counts_multiply_adds_twice() -> None:
+    assert machine_mod.kernel_gflops(10**9, 1.0) == 2.0
+    assert machine_mod.kernel_gflops(5 * 10**8, 0.5) == 2.0 and machine_mod.kernel_gflops(1, 0.0) == 0.0
+
+
+def test_default_kernels_multiply_adds_match_the_cost_engine(small_machine) -> None:
+    from shufflenet.cost.engine import CostCounter
+
+    dev = torch.device("cpu")
+    seen = 0
+    for k in machine_mod.default_kernels():
+        if "cpu" not in k.devices or k.library == "OpenVINO":
+            continue
+        fn, madds, precision = k.setup(dev, 1)
+        counter = CostCounter()
+        with torch.inference_mode(), counter:
+            fn()
+        assert sum(r[5] for r in counter.rows) == madds, k.name
+        assert precision == "fp32"
+        seen += 1
+    assert seen == 3  # torch.mm and the two oneDNN convolutions
+    assert machine_mod.MATMUL_N["cpu"] == 128
+
+
+def test_openvino_kernel_when_installed(small_machine) -> None:
+    pytest.importorskip("openvino")
+    ov = [k for k in machine_mod.default_kernels() if k.library == "OpenVINO"]
+    rates = machine_mod.measure_kernels(ov, torch.device("cpu"), 1, 0.01, thread_cpu=True)
+    f32 = rates[0]
+    assert not f32.error and f32.precision == "fp32" and f32.candidate and f32.madds == 128**3
+    for r in rates[1:]:  # its default hint, measured only where that is not fp32 (bf16 on AVX512_BF16/AMX)
+        assert r.error or (r.precision != "fp32" and not r.candidate)
+
+
+ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+cpu MHz\t\t: 2596.124
+flags\t\t: fpu sse2 avx fma avx2 avx512f avx512dq avx512_bf16
+
+processor\t: 1
+cpu MHz\t\t: 2500.000
+"""
+XEON = "vendor_id : GenuineIntel\ncpu family : 6\ncpu MHz : 2000.0\nflags : sse2 avx fma avx2 avx512f\n"
+HASWELL = "vendor_id : GenuineIntel\ncpu family : 6\ncpu MHz : 2500.0\nflags : sse2 avx fma avx2\n"
+
+
+def test_theoretical_peak_from_cpuinfo() -> None:
+    zen4 = machine_mod.theoretical_peak(ZEN4, cores=1, arch="x86_64")
+    assert (zen4.isa, zen4.fma_units, zen4.lanes) == ("AVX-512", 2, 8)  # AVX-512 on two 256-bit pipes
+    assert zen4.clock_mhz == 2596.124 and "cpu MHz" in zen4.clock_source and "Zen 4" in zen4.assumption
+    assert zen4.gflops_per_core == pytest.approx(2.596124 * 2 * 8 * 2)
+    assert machine_mod.theoretical_peak(ZEN4, cores=4, arch="x86_64").gflops == pytest.approx(4 * 83.076, rel=1e-4)
+    xeon = machine_mod.theoretical_peak(XEON, cores=2, max_mhz=3500.0, arch="x86_64")
+    assert (xeon.isa, xeon.fma_units, xeon.lanes, xeon.clock_mhz) == ("AVX-512", 2, 16, 3500.0)
+    assert xeon.gflops == pytest.approx(2 * 3.5 * 2 * 16 * 2) and "cpufreq" in xeon.clock_source
+    hsw = machine_mod.theoretical_peak(HASWELL, arch="x86_64")
+    assert hsw.isa == "AVX2+FMA" and hsw.gflops == pytest.approx(2.5 * 2 * 8 * 2)
+    sse = machine_mod.theoretical_peak("cpu MHz : 1000\nflags : sse sse2\n", arch="x86_64")
+    assert (sse.isa, sse.fma_units, sse.lanes, sse.gflops) == ("SSE2", 1, 4, pytest.approx(8.0))
+    neon = machine_mod.theoretical_peak("Features : fp asimd\n", max_mhz=2000.0, arch="aarch64")
+    assert neon.isa == "NEON" and neon.gflops == pytest.approx(2 * 2 * 4 * 2)
+    assert machine_mod.theoretical_peak("model name : x\n", arch="x86_64") is None  # no flags
+    assert machine_mod.theoretical_peak("flags : avx2 fma\n", arch="x86_64") is None  # no clock
+
+
+def test_ceilings_report_the_peak_next_to_the_measured_best(small_machine) -> None:
+    c = measure_machine("cpu", 1, min_run_time=0.02, save=False, kernels=[_fake_kernel("fast", 10**6)])
+    c.peak = machine_mod.theoretical_peak(ZEN4, cores=1, arch="x86_64")
+    assert c.peak_fraction == pytest.approx(c.matmul_gflops / c.peak.gflops)
+    row = next(r for r in c.rows() if r["ceiling"].startswith("theoretical"))
+    assert row["value"] == round(c.peak.gflops, 2) and "assumed" in row["note"]
+    back = machine_mod.MachineCeilings.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert back.peak == c.peak and back.kernels == c.kernels and back.compute_kernel == "fake: fast"
 
 
 def test_machine_ceilings_cached(small_machine) -> None:
     assert load_machine("cpu", 1) is None
     c = measure_machine("cpu", 1, min_run_time=0.02)
     assert c.matmul_gflops > 0 and c.matmul_gmadds == pytest.approx(c.matmul_gflops / 2)
+    candidates = [k.gflops for k in c.kernels if k.candidate and not k.error]
+    assert len(candidates) >= 3 and c.matmul_gflops == max(candidates)  # torch.mm, two oneDNN convs (+ OpenVINO)
+    assert {"torch copy_", "numpy copyto"} == set(c.copy_kernels)
     assert c.copy_gb_per_s > 0 and c.copy_bytes == 2 * 4 * (1 << 18) and c.threads == 1
     path = small_machine / "machine-cpu.json"
     assert path.exists() and "1" in json.loads(path.read_text())["entries"]
@@ -306,6 +422,22 @@ def test_machine_cache_ignores_other_machine(small_machine) -> None:
     data["entries"]["1"]["env"]["cpu_model"] = "some other CPU"
     path.write_text(json.dumps(data))
     assert load_machine("cpu", 1) is None
+
+
+def test_machine_cache_of_one_library_is_discarded(small_machine) -> None:
+    measure_machine("cpu", 1, min_run_time=0.02)
+    path = small_machine / "machine-cpu.json"
+    data = json.loads(path.read_text())
+    old = data["entries"]["1"]
+    for k in ("cache_version", "kernels", "compute_kernel", "peak", "libraries", "copy_kernel", "copy_kernels"):
+        old.pop(k)  # the format before the ceiling was the best of several kernels: torch.mm only
+    path.write_text(json.dumps(data))
+    assert load_machine("cpu", 1) is None
+    measure_machine("cpu", 1, min_run_time=0.02)
+    data["entries"]["1"] = json.loads(path.read_text())["entries"]["1"]
+    data["entries"]["1"]["libraries"] = {"openvino": "0.0-not-this-one"}
+    path.write_text(json.dumps(data))
+    assert load_machine("cpu", 1) is None  # installing or upgrading OpenVINO can raise the ceiling
 
 
 # ----------------------------------------------------------------------------------------- bench rows
@@ -377,6 +509,61 @@ def test_fig1_entries_cover_the_paper() -> None:
             get_entry(e.name)
     mnv2 = {e.kwargs["width_mult"]: e.input for e in suites.FIG1_ENTRIES if e.family == "MobileNet v2"}
     assert mnv2 == {0.15: 224, 0.4: 160, 0.6: 224, 0.75: 192, 1.0: 224, 1.4: 224}
+
+
+@pytest.mark.parametrize("entry", suites.FIG1_ENTRIES, ids=lambda e: e.label)
+def test_fig1_entries_have_table8_flops(entry) -> None:
+    """Fig. 1 / Table 8 compare speed at equal FLOPs: each model we time is within 3% of its row."""
+    from shufflenet.cost import count_cost
+    from shufflenet.models import create_model
+
+    with torch.device("meta"):  # shapes are all the count needs
+        model = create_model(entry.name, **entry.kwargs)
+    rep = count_cost(model, (1, 3, entry.input, entry.input), device="meta")
+    paper = table8_row(entry.table8).mflops
+    assert rep.complete and rep.flops / 1e6 == pytest.approx(paper, rel=0.03)
+
+
+def _fig1_rows() -> list[dict]:
+    rows = []
+    for e in suites.FIG1_ENTRIES:
+        paper = table8_row(e.table8)
+        rows.append({"family": e.family, "model": e.label, "input": e.input, "mflops": float(paper.mflops),
+                     "paper_mflops": paper.mflops, "b1_images_per_s": 1000.0 / paper.mflops,
+                     "b8_batches_per_s": paper.gpu / 10, "paper_gpu": paper.gpu, "paper_arm": paper.arm})
+    return rows
+
+
+def test_fig1_series_join_only_points_of_one_input_size() -> None:
+    series = suites.fig1_series(_fig1_rows(), "paper_mflops", "paper_gpu")
+    assert set(series) == {("ShuffleNet v2", 224), ("ShuffleNet v1 (g=3)", 224), ("MobileNet v2", 224),
+                           ("MobileNet v2", 160), ("MobileNet v2", 192), ("MobileNet v1", 224)}
+    assert series[("MobileNet v2", 224)] == [(39, 351), (141, 249), (300, 180), (585, 137)]
+    assert series[("MobileNet v2", 160)] == [(43, 333)] and series[("MobileNet v2", 192)] == [(145, 235)]
+    assert all(pts == sorted(pts) for pts in series.values())
+
+
+def test_fig1_figure_lines_and_legend() -> None:
+    pytest.importorskip("matplotlib")
+    from types import SimpleNamespace
+
+    result = SimpleNamespace(bench=SimpleNamespace(env={"cpu_model": "test CPU", "threads": 1}), rows=_fig1_rows())
+    fig = suites.fig1_figure(result, [1, 8])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 4
+    for ax in visible:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert list(lines["MobileNet v2"].get_xdata()) == sorted(lines["MobileNet v2"].get_xdata())
+        assert len(lines["MobileNet v2"].get_xdata()) == 4  # the 224 px rows only
+        for side in (160, 192):  # one unjoined marker each
+            odd = lines[f"MobileNet v2 @{side}x{side}"]
+            assert len(odd.get_xdata()) == 1 and odd.get_linestyle() == "None"
+    (legend,) = fig.legends
+    assert not any(ax.get_legend() for ax in fig.axes)
+    box = legend.get_window_extent(renderer)
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in visible)
 
 
 def test_match_width_is_closest_valid_width() -> None:

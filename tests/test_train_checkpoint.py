@@ -13,6 +13,7 @@ from shufflenet.cli.main import main
 from shufflenet.errors import UserInputError, WeightsError
 from shufflenet.train import TrainConfig, train
 from shufflenet.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from shufflenet.train.rundir import OutputWriteError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -136,7 +137,7 @@ def test_save_is_atomic(tmp_path, monkeypatch) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputWriteError, match="cannot write .*last.pt: disk full; the previous checkpoint is intact"):
         save_checkpoint(path, {"state_dict": {"w": torch.zeros(2)}})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind

@@ -6,6 +6,7 @@ destination, so a crash or a full disk never leaves a half-written file where a 
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,12 @@ from typing import IO
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """Open a temporary binary file beside ``path``; on a clean exit it replaces ``path`` atomically."""
     path = Path(path)
+    # Fail before creating anything, naming the real problem rather than the temporary file.
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
+    parent = next((q for q in path.absolute().parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, not a directory", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -43,3 +50,32 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def output_problem(path: str | os.PathLike[str], kind: str = "file") -> str | None:
+    """Why ``path`` cannot be written as a ``kind`` (``"file"`` or ``"dir"``), or ``None`` when it can.
+
+    Missing parent directories are fine (writes create them); what is refused: a directory where a file is
+    wanted (or the reverse), a parent that is a file, and a place this process cannot create files in,
+    found by creating (and removing) a temporary file in the nearest existing directory.
+    """
+    p = Path(os.path.abspath(path))
+    if kind == "file":
+        if p.is_dir() or str(path).endswith(("/", os.sep)):
+            return "is a directory, not a file"
+        start = p.parent
+    else:
+        if p.exists() and not p.is_dir():
+            return "exists and is not a directory"
+        start = p
+    existing = start
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return f"cannot create files in {existing} ({exc.strerror or exc})"
+    return None

@@ -28,3 +28,20 @@ class WeightsError(ShuffleNetError):
 
 class CheckpointNotFoundError(WeightsError, UserInputError):
     """The checkpoint path names no file: bad input (exit code 2), still a :class:`WeightsError`."""
+
+
+class InvalidCheckpointError(WeightsError, UserInputError):
+    """The file given as a checkpoint is not one: empty, a directory, truncated or corrupted, or a pickle that
+    would run code when loaded. Bad input (exit code 2), still a :class:`WeightsError`."""
+
+
+class WrongTypeError(UserInputError, TypeError):
+    """A function of the API got an argument of the wrong type (a model name where a model is expected, ...).
+
+    A :class:`TypeError` too, so code written against plain Python conventions still catches it.
+    """
+
+
+class WeightsMismatchError(WeightsError, UserInputError):
+    """A readable checkpoint does not fit the model it is loaded into (keys or shapes): bad input, since the
+    caller chose the pair (often the wrong ``layout``); exit code 2, still a :class:`WeightsError`."""

@@ -1,8 +1,8 @@
 """``shufflenet bench MODEL...``: latency and throughput on this machine, next to FLOPs and MAC.
 
 Also ``--suite paper-fig1`` (Fig. 1 / Table 8), ``--suite units`` (Appendix Table 1b) and ``--machine``
-(this machine's matmul and copy ceilings). Protocol: paper.md §0 (batch 1 and one thread on CPU by
-default, as the paper's ARM numbers; batch 8 with cudnn.benchmark on CUDA, as its GPU numbers).
+(this machine's matmul and copy ceilings). Protocol: the paper's (Sec. 2 and the table captions): batch 1
+and one thread on CPU by default, as its ARM numbers; batch 8 with cudnn.benchmark on CUDA, as its GPU numbers.
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from shufflenet.cli._common import (
+    MAX_BATCH,
     add_model_args,
     add_output_args,
     build_model,
+    check_elements,
+    check_output_path,
     emit,
+    float_arg,
+    int_arg,
     parse_input_size,
     progress,
     rows_to_csv,
@@ -31,25 +36,26 @@ RESULTS_DIR = Path("benchmarks") / "results"
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="latency and throughput; the paper's Fig. 1 / App. Table 1b suites")
     p.add_argument("models", nargs="*", metavar="MODEL", help="model names, e.g. shufflenet_v2_x1_0")
-    p.add_argument("--batch", help="batch sizes, e.g. 1,8 (default: 1 on CPU, 8 on CUDA, as paper §0)")
+    p.add_argument("--batch", help="batch sizes, e.g. 1,8 (default: 1 on CPU, 8 on CUDA, as the paper's Sec. 2)")
     p.add_argument("--input", action="append", metavar="SIZE",
                    help="input size 224, CxHxW or NxCxHxW (N is the batch when --batch is absent); "
                         "repeatable")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--threads", type=int,
                    help="intra-op threads (default: 1 on CPU, the paper's ARM setting)")
-    p.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16 (default fp32)")
+    p.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16 (default: fp32)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
     p.add_argument("--compile", action="store_true", help="run through torch.compile")
     p.add_argument("--cuda-graphs", action="store_true", help="CUDA only: replay a captured CUDA graph")
     p.add_argument("--no-cudnn-benchmark", action="store_true",
                    help="CUDA only: leave cudnn.benchmark off (the paper had it on)")
-    p.add_argument("--min-run-time", type=float,
+    p.add_argument("--min-run-time", type=float_arg(0.0, 3600.0, inclusive=False), metavar="SECONDS",
                    help="seconds of timed blocks per row (default 3, --quick 0.5)")
-    p.add_argument("--warmup", type=int, help="untimed warm-up passes (default 10, --quick 3)")
+    p.add_argument("--warmup", type=int_arg(0, 100_000), metavar="N",
+                   help="untimed warm-up passes (default 10, --quick 3)")
     p.add_argument("--clock", default="auto", choices=("auto", "wall", "thread_cpu"),
                    help="auto: the thread's CPU time for 1-thread CPU runs, else wall time")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait-idle", type=float_arg(0.0, 86_400.0), default=0.0, metavar="SECONDS",
                    help="before each row, wait up to SECONDS for other processes to go quiet")
     p.add_argument("--suite", choices=("paper-fig1", "units"), help="the paper's comparisons on this machine")
     p.add_argument("--quick", action="store_true", help="shorter timing (fewer warm-ups and repeats)")
@@ -100,6 +106,8 @@ def _specs(args: argparse.Namespace, batches: list[int] | None) -> list[Any]:
         for chw, n in inputs:
             size = chw or (3, default_side, default_side)
             spec_batches = batches or ([n] if n else default_batches(args.device))
+            for b in spec_batches:
+                check_elements((b, *size), f"{name} input at batch {b}")
             specs.append(ModelSpec(name=name, build=lambda name=name: build_model(name, args),
                                    image_size=size, batches=tuple(spec_batches)))
     return specs
@@ -107,8 +115,13 @@ def _specs(args: argparse.Namespace, batches: list[int] | None) -> list[Any]:
 
 def _plot_path(args: argparse.Namespace, device: str) -> Path:
     if args.out:
-        return Path(args.out).with_suffix(".png")
-    return RESULTS_DIR / f"{args.suite}-{device}{'-quick' if args.quick else ''}.png"
+        if Path(args.out).suffix.lower() == ".png":
+            raise UserInputError(f"--out {args.out}: the suite's plot goes beside the result as .png; give --out "
+                                 "a .json, .csv or .txt name")
+        path = Path(args.out).with_suffix(".png")
+    else:
+        path = RESULTS_DIR / f"{args.suite}-{device}{'-quick' if args.quick else ''}.png"
+    return check_output_path(path, "the suite's plot", "png")
 
 
 def _emit_machine(args: argparse.Namespace, machine: Any) -> None:
@@ -147,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)  # validates device, dtype, threads before anything is built
     device = resolve_device(options.device)
     batches = parse_batches(args.batch) if args.batch else None
+    if batches and max(batches) > MAX_BATCH:
+        raise UserInputError(f"--batch {args.batch!r}: batch sizes must be <= {MAX_BATCH}")
     machine = measure_machine(device, options.threads, refresh=True) if args.machine \
         else load_machine(device, options.threads)
     if not (args.models or args.suite):

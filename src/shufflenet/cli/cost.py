@@ -19,7 +19,8 @@ from shufflenet.errors import UserInputError
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("cost", help="count FLOPs and MAC of a model (any registered or torchvision:NAME)")
     p.add_argument("model", help="model name, e.g. shufflenet_v2_x1_0 or torchvision:mobilenet_v2")
-    p.add_argument("--input", default="1x3x224x224", type=str, help="input size NxCxHxW (default 1x3x224x224)")
+    p.add_argument("--input", default="1x3x224x224", metavar="SIZE",
+                   help="input size NxCxHxW, CxHxW or one side, e.g. 224 (default: 1x3x224x224)")
     p.add_argument("--mode", choices=("paper", "deploy"), default="paper",
                    help="paper: every op as written; deploy: BN folded into conv, ReLU fused")
     p.add_argument("--by", choices=("layer", "op", "stage"), default="layer", help="grouping of the rows")

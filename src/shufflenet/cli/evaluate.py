@@ -9,7 +9,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shufflenet.cli._common import add_model_args, add_output_args, emit, rows_to_csv, rows_to_table, to_json
+from shufflenet.cli._common import (
+    MAX_BATCH,
+    MAX_SIDE,
+    add_model_args,
+    add_output_args,
+    check_output_path,
+    emit,
+    int_arg,
+    rows_to_csv,
+    rows_to_table,
+    to_json,
+)
+from shufflenet.errors import UserInputError
 
 S = argparse.SUPPRESS
 
@@ -25,14 +37,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data-dir", default=S, metavar="DIR")
     p.add_argument("--download", action="store_true", default=S)
     p.add_argument("--split", choices=("val", "train"), default=S, help="val (Fashion-MNIST: test set) or train")
-    p.add_argument("--image-size", type=int, default=S)
+    p.add_argument("--image-size", type=int_arg(1, MAX_SIDE), default=S, metavar="PIXELS")
     p.add_argument("--input-convention", choices=("auto", "torchvision", "official"), default=S)
-    p.add_argument("--limit", type=int, default=S, metavar="N", help="evaluate the first N images only")
-    p.add_argument("--synthetic-val", type=int, default=S, metavar="N", help="synthetic images")
-    p.add_argument("--synthetic-classes", type=int, default=S, metavar="N")
-    p.add_argument("--synthetic-chans", type=int, default=S, metavar="N")
-    p.add_argument("--batch-size", type=int, default=S)
-    p.add_argument("--workers", type=int, default=S)
+    p.add_argument("--limit", type=int_arg(1), default=S, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--synthetic-val", type=int_arg(1, 1 << 24), default=S, metavar="N", help="synthetic images")
+    p.add_argument("--synthetic-classes", type=int_arg(1, 1 << 24), default=S, metavar="N")
+    p.add_argument("--synthetic-chans", type=int_arg(1, 1 << 16), default=S, metavar="N")
+    p.add_argument("--batch-size", type=int_arg(1, MAX_BATCH), default=S, metavar="N")
+    p.add_argument("--workers", type=int_arg(0, 1024), default=S, metavar="N")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S)
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=S)
     p.add_argument("--channels-last", action="store_true", default=S)
@@ -59,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if kwargs:
         overrides["model_kwargs"] = kwargs
     cfg = resolve_config(EvalConfig, args.config, overrides, section="eval")
+    _check_confusion_path(cfg.confusion_png, cfg.checkpoint)
     report = run_eval(cfg)
     from shufflenet.train.distributed import env_ranks
 
@@ -84,3 +97,13 @@ def run(args: argparse.Namespace) -> int:
             text += f"\n\nnote: {report.note}"
     emit(text, args.out)
     return 0
+
+
+def _check_confusion_path(path: str | None, checkpoint: str) -> None:
+    """An asked-for confusion PNG (``--confusion`` or the config's ``confusion_png``) that cannot be
+    written is bad input, found before the evaluation rather than after it."""
+    if not path or path == "auto":
+        return
+    if not str(path).lower().endswith(".png"):
+        raise UserInputError(f"--confusion {path!r}: the confusion matrix is written as PNG; give a .png file name")
+    check_output_path(path, "--confusion", "png", inputs=[checkpoint])

@@ -13,7 +13,17 @@ import argparse
 import sys
 from typing import Any
 
-from shufflenet.cli._common import add_output_args, emit, progress, rows_to_csv, rows_to_table, to_json
+from shufflenet.cli._common import (
+    MAX_BATCH,
+    add_output_args,
+    emit,
+    float_arg,
+    int_arg,
+    progress,
+    rows_to_csv,
+    rows_to_table,
+    to_json,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -21,15 +31,16 @@ def add_parser(sub: Any) -> None:
                        description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("which", nargs="?", default="all", metavar="{g1,g2,g3,g4,all}",
                    help="which guideline experiment (default: all)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); default cpu")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--batch", type=int_arg(1, MAX_BATCH), default=None, metavar="N",
                    help="batch size (default 1 on CPU, the paper's ARM setting; 8 on CUDA, its GPU setting)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: 1 on CPU)")
     p.add_argument("--channels", choices=("gpu", "arm"), default=None,
                    help="the paper's channel set (default: arm on CPU, gpu on CUDA)")
     p.add_argument("--quick", action="store_true", help="x1 multipliers only and shorter timing (~1-2 min)")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds per row (default 21; 15 with --quick)")
-    p.add_argument("--min-run-time", type=float, default=None,
+    p.add_argument("--rounds", type=int_arg(1, 10_000), default=None, metavar="N",
+                   help="interleaved timing rounds per row (default 21; 15 with --quick)")
+    p.add_argument("--min-run-time", type=float_arg(0.0, 3600.0, inclusive=False), default=None, metavar="SECONDS",
                    help="seconds per timed measurement (default 0.15; 0.1 with --quick)")
     p.add_argument("--plot-dir", metavar="DIR", default=None, help="write a bar-chart PNG per table to DIR")
     add_output_args(p)

@@ -12,7 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shufflenet.cli._common import add_model_args, add_output_args, emit, rows_to_csv, rows_to_table, to_json
+from shufflenet.cli._common import (
+    MAX_BATCH,
+    MAX_SIDE,
+    add_model_args,
+    add_output_args,
+    emit,
+    int_arg,
+    rows_to_csv,
+    rows_to_table,
+    to_json,
+)
 from shufflenet.errors import UserInputError
 
 
@@ -21,12 +31,14 @@ def add_parser(sub: Any) -> None:
                        description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("-c", "--checkpoint", required=True, help="checkpoint or model.pt of a training run")
-    p.add_argument("-k", "--topk", type=int, default=5, help="labels per image (default 5)")
+    p.add_argument("-k", "--topk", type=int_arg(1), default=5, metavar="K", help="labels per image (default: 5)")
     p.add_argument("--model", default=None, help="model name when the checkpoint does not say it")
-    p.add_argument("--classes", metavar="FILE", help="class names, one per line (overrides the checkpoint's)")
-    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--classes", metavar="FILE",
+                   help="class names, one per line, as many as the model's outputs (overrides the checkpoint's)")
+    p.add_argument("--image-size", type=int_arg(1, MAX_SIDE), default=None, metavar="PIXELS",
+                   help="input side (default: the checkpoint's preprocessing)")
     p.add_argument("--input-convention", choices=("auto", "torchvision", "official"), default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int_arg(1, MAX_BATCH), default=32, metavar="N")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     add_model_args(p)
     add_output_args(p)
@@ -44,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
             names = [ln.strip() for ln in Path(args.classes).read_text(encoding="utf-8").splitlines() if ln.strip()]
         except OSError as exc:
             raise UserInputError(f"cannot read --classes {args.classes}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise UserInputError(f"--classes {args.classes}: not a UTF-8 text file of class names") from None
+        if not names:
+            raise UserInputError(f"--classes {args.classes}: no class names in the file")
+        _check_class_count(names, args)
     cfg = PredictConfig(checkpoint=args.checkpoint, images=list(args.images), topk=args.topk, model=args.model,
                         model_kwargs=model_kwargs_from_args(args), class_names=names, image_size=args.image_size,
                         input_convention=args.input_convention, batch_size=args.batch_size, device=args.device)
@@ -61,3 +78,15 @@ def run(args: argparse.Namespace) -> int:
     for failed in result.failed:
         sys.stderr.write(f"shufflenet: error: {failed.path}: {failed.error}\n")
     return 2 if result.failed else 0
+
+
+def _check_class_count(names: list[str], args: argparse.Namespace) -> None:
+    """``--classes`` must name every output of the model: a shorter or longer list would label the
+    predictions with the wrong names. The count comes from the checkpoint's classifier weights (read once
+    more here, cheaply), or ``--num-classes`` when given."""
+    from shufflenet.models.weights import classifier_outputs, read_checkpoint
+
+    outputs = args.num_classes or classifier_outputs(read_checkpoint(args.checkpoint))
+    if outputs is not None and outputs != len(names):
+        raise UserInputError(f"--classes {args.classes} has {len(names)} names but the model has {outputs} "
+                             "outputs; give one name per output")

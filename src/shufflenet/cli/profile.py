@@ -15,6 +15,7 @@ from shufflenet.cli._common import (
     add_output_args,
     build_model,
     emit,
+    int_arg,
     parse_input_size,
     progress,
     rows_to_csv,
@@ -25,28 +26,21 @@ from shufflenet.errors import UserInputError
 BY = ("op-type", "layer", "op")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("profile", help="time per layer / op / Fig. 2 op type, next to FLOPs and MAC")
     p.add_argument("model", help="model name, e.g. shufflenet_v1_g3_x1_0 or torchvision:mobilenet_v2")
-    p.add_argument("--input", default="1x3x224x224", help="input size NxCxHxW (default 1x3x224x224)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--input", default="1x3x224x224", metavar="SIZE",
+                   help="input size NxCxHxW, CxHxW or one side, e.g. 224 (default: 1x3x224x224)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--threads", type=int, help="intra-op threads (default: 1 on CPU, the paper's ARM setting)")
-    p.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16 (default fp32)")
+    p.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16 (default: fp32)")
     p.add_argument("--by", choices=BY, default="op-type",
                    help="rows: op-type (Fig. 2 buckets, default), layer (module path) or op (each aten op)")
-    p.add_argument("--top", type=_positive_int, metavar="K", help="only the K slowest layers/ops")
-    p.add_argument("--repeats", type=_positive_int, default=60, help="profiled forward passes (default 60)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed forward passes first (default 5)")
+    p.add_argument("--top", type=int_arg(1), metavar="K", help="only the K slowest layers/ops")
+    p.add_argument("--repeats", type=int_arg(1, 100_000), default=60, metavar="N",
+                   help="profiled forward passes (default: 60)")
+    p.add_argument("--warmup", type=int_arg(0, 100_000), default=5, metavar="N",
+                   help="untimed forward passes first (default: 5)")
     p.add_argument("--ceilings", choices=("auto", "cached", "none"), default="auto",
                    help="machine ceilings for the compute/memory-bound verdict: auto = cached, else measured "
                         "once (a few seconds) and cached; cached = only if cached; none = skip")
@@ -67,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
     dev = resolve_device(args.device)
     resolve_threads(args.threads, dev)
     dtype = resolve_dtype(args.dtype)
-    if args.warmup < 0:
-        raise UserInputError(f"--warmup must be >= 0, got {args.warmup}")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UserInputError(f"--plot {args.plot!r}: the chart is written as PNG; give a .png file name")
     model = build_model(args.model, args)

@@ -3,6 +3,11 @@ synthetic data — one process, or many under torchrun (DDP) — resumable exact
 
 Settings: the defaults of :class:`shufflenet.train.TrainConfig` < ``--config FILE`` (TOML, YAML with PyYAML,
 JSON) < the flags given. ``--resume CKPT`` alone continues a run with the settings stored in its checkpoint.
+
+Each run gets a new directory ``runs/train/<YYYYmmdd-HHMMSS>-<model>`` unless ``-o DIR`` names one; a
+directory holding a run is only continued (``--resume``), never overwritten, and is locked while a run
+writes it. Ctrl-C (SIGINT) or SIGTERM writes a resumable ``last.pt`` at the current step and prints the
+resume command (exit code 130 / 143).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ EPILOG = """examples:
   shufflenet train shufflenet_v2_x1_0 --data imagefolder --data-dir /data/imagenet --epochs 240 \\
       --batch-size 1024 --amp bf16 --channels-last --workers 8
   torchrun --standalone --nproc_per_node 4 -m shufflenet.cli.main train shufflenet_v2_x1_0 ...
-  shufflenet train --resume runs/train/last.pt                              # continue exactly
+  shufflenet train --resume runs/train/20250101-120000-shufflenet_v2_x0_5/last.pt   # continue exactly
+  shufflenet train --config RUN/config.json --init-from RUN/model.pt --epochs 60 -o runs/longer
+                                                   # a new run (new schedule) from a finished run's weights
   shufflenet train --config run.toml --lr 0.25                              # flags override the file"""
 
 
@@ -84,14 +91,19 @@ def add_parser(sub: Any) -> None:
                    help="deterministic algorithms (bitwise-reproducible on CPU)")
     e.add_argument("--seed", type=int, default=S)
     o = p.add_argument_group("outputs and control")
-    o.add_argument("-o", "--output-dir", default=S, metavar="DIR", help="run directory (default runs/train)")
+    o.add_argument("-o", "--output-dir", default=S, metavar="DIR",
+                   help="run directory (default: a new runs/train/<YYYYmmdd-HHMMSS>-<model>); one holding a run "
+                        "is only continued with --resume")
     o.add_argument("--checkpoint-every", type=int, default=S, metavar="STEPS",
                    help="also write last.pt every STEPS optimizer steps")
     o.add_argument("--eval-every", type=int, default=S, metavar="EPOCHS", help="0: evaluate only at the end")
     o.add_argument("--stop-after-steps", type=int, default=S, metavar="N",
                    help="stop after N optimizer steps with a checkpoint (resume later)")
     o.add_argument("--resume", nargs="?", const="auto", default=S, metavar="CKPT",
-                   help="continue from CKPT (without a value: OUTPUT_DIR/last.pt when it exists)")
+                   help="continue from CKPT (without a value: -o DIR's last.pt when it exists)")
+    o.add_argument("--init-from", default=S, metavar="WEIGHTS",
+                   help="start a new run from these weights (e.g. a finished run's model.pt) with a new "
+                        "optimizer and lr schedule")
     o.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=S)
     add_model_args(p)
     add_output_args(p)
@@ -109,11 +121,15 @@ def model_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve_train_config(args: argparse.Namespace) -> Any:
     """TrainConfig from defaults < checkpoint config (``--resume`` without ``--config``) < file < flags."""
+    from shufflenet.errors import UserInputError
     from shufflenet.train.checkpoint import load_checkpoint, resolve_resume
-    from shufflenet.train.config import TrainConfig, load_config_file, resolve_config
+    from shufflenet.train.config import TrainConfig, check_values, load_config_file, resolve_config
 
     names = {f.name for f in fields(TrainConfig)}
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names and k != "model_kwargs"}
+    if overrides.get("resume") and overrides.get("init_from"):
+        raise UserInputError("--resume continues a run, --init-from starts a new one from given weights: "
+                             "give one of them")
     if args.quiet:  # only a given flag overrides the config file
         overrides["progress"] = overrides["verbose"] = False
     cli_kwargs = model_kwargs_from_args(args)
@@ -121,6 +137,7 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
     if isinstance(file_data.get("train"), dict):
         file_data = {**{k: v for k, v in file_data.items() if not isinstance(v, dict) or k == "model_kwargs"},
                      **file_data["train"]}
+    file_data = check_values(TrainConfig, file_data, str(args.config)) if args.config else {}
     base: dict[str, Any] | None = None
     resume = overrides.get("resume", file_data.get("resume"))
     if resume and not args.config:
@@ -140,11 +157,19 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from shufflenet.train import train
     from shufflenet.train.distributed import env_ranks
+    from shufflenet.train.engine import TrainingInterrupted
 
     cfg = resolve_train_config(args)
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except TrainingInterrupted as exc:
+        if env_ranks()[0] == 0:
+            sys.stderr.write(f"shufflenet: {exc}\n")
+        return exc.exit_code
     if env_ranks()[0] != 0:
         return 0
     if args.format == "json":

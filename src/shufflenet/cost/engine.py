@@ -35,6 +35,41 @@ _BN_OPS = frozenset(tables.BATCH_NORM_OPS)
 _ACT_OPS = frozenset(tables.FUSABLE_ACT_OPS)
 # Producer state after which nothing more fuses: raw output, BN folded, activation fused.
 _RAW, _FOLDED, _FUSED = 0, 1, 2
+# Ops that look at a tensor's metadata only: not readers of a conv output (see CostCounter._fuse).
+_NOT_READERS = frozenset(tables.FACTORY_OPS)
+_DECOMPOSE = object()  # cache entry of a composite op that is priced as the aten ops it decomposes into
+
+
+class _Out:
+    """A deploy-mode candidate: the output of a conv/linear (raw, BN-folded or with its activation fused).
+
+    ``readers`` counts the ops that read this tensor (views included); a BN folds, or an activation
+    fuses, only into an output that it alone reads. ``fold`` is the pending fold that produced it.
+    """
+
+    __slots__ = ("ref", "conv_row", "has_bias", "state", "readers", "fold")
+
+    def __init__(self, out: torch.Tensor, conv_row: list, has_bias: bool, state: int,
+                 fold: _Fold | None = None) -> None:
+        self.ref = weakref.ref(out)
+        self.conv_row = conv_row
+        self.has_bias = has_bias
+        self.state = state
+        self.readers = 0
+        self.fold = fold
+
+
+class _Fold:
+    """A BN that folds into ``source``'s conv if the BN is the only reader of that conv's output."""
+
+    __slots__ = ("source", "bn_row", "channels", "itemsize", "applied")
+
+    def __init__(self, source: _Out, bn_row: list, channels: int, itemsize: int) -> None:
+        self.source = source
+        self.bn_row = bn_row
+        self.channels = channels
+        self.itemsize = itemsize
+        self.applied = False
 
 
 def _op_name(func: OpOverload) -> str:
@@ -54,7 +89,8 @@ def _has_bias(func: OpOverload, args: tuple) -> bool:
 class CostCounter(TorchDispatchMode):
     """Dispatch mode that records one cost row per priced aten op call.
 
-    Use :meth:`run` (or :func:`count_cost`); the mode itself only collects rows. ``flop_rules`` and
+    Use :meth:`run` (or :func:`count_cost`); the mode itself only collects rows (deploy-mode folds are
+    applied by :meth:`run` at the end of the pass, once every reader is known). ``flop_rules`` and
     ``mac_rules`` override the global tables for this counter (a value of ``None`` ignores the op), like
     fvcore's ``set_op_handle``.
     """
@@ -81,13 +117,16 @@ class CostCounter(TorchDispatchMode):
         self.rows: list[list] = []
         self.unsupported: dict[str, int] = {}
         self.scope: list[tuple[str, str]] = [(root_name, root_type)]
-        self._producers: dict[int, tuple] = {}
+        self._producers: dict[int, _Out] = {}
+        self._folds: list[_Fold] = []
+        self._fusions: list[tuple[_Out, list]] = []
         self._param_ids: set[int] = set()
 
     # -- op resolution, once per overload --------------------------------------------------------
 
-    def _resolve(self, func: OpOverload) -> tuple | None:
-        """``None`` for a free op, else (name, kind, flop_fn, mac_fn, unsupported, deploy role)."""
+    def _resolve(self, func: OpOverload, decompose: bool = True) -> Any:
+        """``None`` for a free op, :data:`_DECOMPOSE` for an unpriced composite op, else (name, kind,
+        flop_fn, mac_fn, unsupported, deploy role)."""
         flop_fn = tables.lookup(self._flop_over, func)
         flop_known = flop_fn is not None or func in self._flop_over or func.overloadpacket in self._flop_over
         if not flop_known:
@@ -102,6 +141,10 @@ class CostCounter(TorchDispatchMode):
             mac_known = mac_fn is not None or tables.lookup(tables.MAC_IGNORE, func)
         if flop_fn is None and mac_fn is None and flop_known and mac_known:
             return None
+        if decompose and not (flop_known and mac_known) and func._can_decompose():
+            # A CompositeImplicitAutograd op (conv2d, batch_norm, ...) reaches the mode undecomposed when
+            # autograd is off (inference_mode): price the aten ops it is made of instead.
+            return _DECOMPOSE
         packet = func.overloadpacket
         role = (
             _PRODUCER if packet in _PRODUCER_OPS
@@ -117,11 +160,19 @@ class CostCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if kwargs is None:
             kwargs = {}
-        out = func(*args, **kwargs)
         try:
             entry = self._cache[func]
         except KeyError:
             entry = self._cache[func] = self._resolve(func)
+        if entry is _DECOMPOSE:
+            with self:
+                out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+            entry = self._cache[func] = self._resolve(func, decompose=False)
+        if self._producers and func.overloadpacket not in _NOT_READERS:
+            self._count_readers(args, kwargs)
+        out = func(*args, **kwargs)
         if entry is None:
             return out
         name, kind, flop_fn, mac_fn, unsupported, role = entry
@@ -155,36 +206,64 @@ class CostCounter(TorchDispatchMode):
             self._fuse(role, func, args, first, row)
         return out
 
-    def _fuse(self, role: int, func: OpOverload, args: tuple, out: torch.Tensor | None, row: list) -> None:
-        """Deploy mode at op level: BN folds into the conv/linear whose output it reads, and an activation
-        whose input is such an output (raw or BN-folded) is fused into it.
+    def _count_readers(self, args: tuple, kwargs: dict) -> None:
+        producers = self._producers
+        for a in (*args, *kwargs.values()):
+            for t in (a if isinstance(a, (list, tuple)) else (a,)):
+                if isinstance(t, _Tensor):
+                    p = producers.get(id(t))
+                    if p is not None and p.ref() is t:
+                        p.readers += 1
 
-        Producers are tracked by tensor identity (verified through a weak reference, so a recycled
-        ``id`` cannot match). Whether the conv output has other consumers is not checked: it is the
-        common conv-BN-act chain that deploy runtimes fuse.
+    def _fuse(self, role: int, func: OpOverload, args: tuple, out: torch.Tensor | None, row: list) -> None:
+        """Deploy mode at op level: a BN folds into the conv/linear whose output it reads, and an activation
+        whose input is such an output (raw or BN-folded) is fused into it -- each only when it is the
+        **only** reader of that output. A conv output that also feeds a shortcut, a second branch or a
+        view has to be materialised unnormalised, so its BN cannot fold (nor an activation fuse).
+
+        Producers are tracked by tensor identity (verified through a weak reference, so a recycled ``id``
+        cannot match); readers are counted for every op (views included) until the end of the pass, and
+        :meth:`_resolve_fusions` then applies the folds and fusions whose reader count is one. An in-place
+        op on a tracked output (``out += x``) is one more reader, so what follows it does not fuse.
         """
         if out is None:
             return
         producers = self._producers
         if role == _PRODUCER:
-            producers[id(out)] = (weakref.ref(out), row, _has_bias(func, args), _RAW)
+            producers[id(out)] = _Out(out, row, _has_bias(func, args), _RAW)
             return
         x = args[0]
         p = producers.get(id(x))
-        if p is None or p[0]() is not x:
+        if p is None or p.ref() is not x:
             return
-        _, conv_row, has_bias, state = p
-        if role == _BN and state == _RAW:
-            if not has_bias:  # the folded conv gains a bias: C_out more parameters read
-                c = x.shape[1]
+        if role == _BN and p.state == _RAW:
+            fold = _Fold(p, row, x.shape[1], x.element_size())
+            self._folds.append(fold)
+            producers[id(out)] = _Out(out, p.conv_row, True, _FOLDED, fold)
+        elif role == _ACT and p.state != _FUSED:
+            self._fusions.append((p, row))
+            producers[id(out)] = _Out(out, p.conv_row, p.has_bias, _FUSED)
+
+    def _resolve_fusions(self) -> None:
+        """Apply the deploy-mode folds and fusions recorded by :meth:`_fuse` (at the end of the pass)."""
+        for fold in self._folds:
+            src = fold.source
+            if src.readers != 1:
+                continue
+            fold.applied = True
+            if not src.has_bias:  # the folded conv gains a bias: C_out more parameters read
+                conv_row, c = src.conv_row, fold.channels
                 conv_row[4] += c
                 conv_row[6] += c
-                conv_row[7] += c * x.element_size()
+                conv_row[7] += c * fold.itemsize
+            row = fold.bn_row
             row[4] = row[5] = row[6] = row[7] = 0
-            producers[id(out)] = (weakref.ref(out), conv_row, True, _FOLDED)
-        elif role == _ACT and state != _FUSED:
-            row[6] = row[7] = 0  # its FLOPs stay: the activation still runs, as the conv's epilogue
-            producers[id(out)] = (weakref.ref(out), conv_row, has_bias, _FUSED)
+        for src, row in self._fusions:
+            if src.readers == 1 and (src.fold is None or src.fold.applied):
+                row[6] = row[7] = 0  # its FLOPs stay: the activation still runs, as the conv's epilogue
+        self._producers.clear()
+        self._folds.clear()
+        self._fusions.clear()
 
     # -- one pass over a model ---------------------------------------------------------------------
 
@@ -206,6 +285,7 @@ class CostCounter(TorchDispatchMode):
                 hooks.append(module.register_forward_hook(partial(_pop, self.scope), always_call=True))
             with torch.no_grad(), self:
                 model(*inputs)
+            self._resolve_fusions()
         finally:
             for h in hooks:
                 h.remove()
@@ -280,9 +360,12 @@ def count_cost(
       input + 4*C (mean, var, weight, bias) and writes its output.
     - ``mode="deploy"``: BN is folded into the conv/linear that produced its input (the BN row costs 0,
       the conv reads C_out more bias values if it had none), and an activation applied to such an
-      output costs 0 MAC (fused epilogue).
+      output costs 0 MAC (fused epilogue) -- each only when it is the sole reader of that output (a conv
+      output that also feeds a shortcut or another branch must be stored unnormalised).
 
-    Ops with no rule are listed in ``unsupported_ops`` instead of being counted as zero.
+    Ops with no rule are listed in ``unsupported_ops`` instead of being counted as zero, and the report
+    is then flagged incomplete (``complete`` is ``False``; its table and summary say so). Composite ops
+    that reach the counter undecomposed (under ``torch.inference_mode``) are priced as their parts.
     """
     if mode not in MODES:
         raise UserInputError(f"unknown cost mode {mode!r}; expected one of {', '.join(MODES)}")

@@ -61,6 +61,49 @@ def attention_flops(q_shape: Shape, k_shape: Shape, v_shape: Shape) -> int:
     return prod(batch) * seq_q * seq_k * (emb + v_shape[-1])
 
 
+def attention_flops_bshd(q_shape: Shape, k_shape: Shape, v_shape: Shape) -> int:
+    """Like :func:`attention_flops` for the ``(B, L, H, E)`` layout of the flash/efficient attention kernels.
+
+    ``k``/``v`` may have fewer heads than ``q`` (grouped-query attention): every query head still meets
+    all ``S`` keys, so it is ``B * H_q * L * S * (E + Ev)``.
+    """
+    batch, seq_q, heads, emb = q_shape
+    return batch * heads * seq_q * k_shape[1] * (emb + v_shape[-1])
+
+
+def mha_flops(batch: int, seq_q: int, seq_k: int, embed: int) -> int:
+    """Multiply-adds of ``nn.MultiheadAttention`` (packed in-projection, embed dim ``E`` everywhere).
+
+    In-projection of the queries (``E*E`` per query token) and of the keys and values (``2*E*E`` per key
+    token), ``Q K^T`` and ``attn . V`` (``L_q*L_k*E`` each: ``E/H`` per head summed over ``H`` heads) and the
+    out-projection (``E*E`` per query token); softmax and scaling are not multiply-adds.
+    """
+    return batch * (2 * seq_q * embed * embed + 2 * seq_k * embed * embed + 2 * seq_q * seq_k * embed)
+
+
+def mha_mac(batch: int, seq_q: int, seq_k: int, embed: int, heads: int, *, inputs: int, weights: int,
+            mask: int = 0, need_weights: bool = False, average_weights: bool = True) -> int:
+    """Memory access of ``nn.MultiheadAttention`` as the kernels it runs, each reading its operands once.
+
+    ``inputs`` = elements of the distinct query/key/value tensors, ``weights`` = in- and out-projection
+    weights and biases. The in-projection reads inputs + weights and writes q, k, v (``P`` elements); the
+    head split copies them (reads and writes ``P``); fused attention reads q, k, v and the mask and
+    writes the context (``C = B*L_q*E``); the out-projection reads ``C`` and writes ``C``. With
+    ``need_weights`` the ``B*H*L_q*L_k`` scores are materialised: written by ``Q K^T``, read and written by
+    softmax, read by ``attn . V`` (and read once more to average them over heads, writing ``B*L_q*L_k``).
+    At batch 1 this equals the sum of the unfused path's rows (``addmm``, ``clone``, attention, ``addmm``);
+    with a batch-first batch above 1 the unfused path costs more, by its input transposes and separate
+    bias adds, which the fused kernel does not run.
+    """
+    proj = batch * (seq_q + 2 * seq_k) * embed
+    ctx = batch * seq_q * embed
+    total = (inputs + weights + proj) + 2 * proj + (proj + mask + ctx) + 2 * ctx
+    if need_weights:
+        scores = batch * heads * seq_q * seq_k
+        total += 4 * scores + ((scores + batch * seq_q * seq_k) if average_weights else 0)
+    return total
+
+
 def per_element_flops(shape: Shape, per_element: int = 1) -> int:
     """``per_element`` operations per element (activations, element-wise arithmetic, eval-mode BN = 2)."""
     return numel(shape) * per_element
@@ -114,7 +157,10 @@ def copy_mac(in_shape: Shape, out_shape: Shape | None = None) -> int:
 
 
 def cat_mac(in_shapes: Sequence[Shape], out_shape: Shape | None = None) -> int:
-    """Concatenation: read every input, write the output (paper G1/G4: concat is not free)."""
+    """Concatenation: read every input, write the output (paper G1/G4: concat is not free).
+
+    Each listed input is read, repeats included: ``cat([x, x])`` copies ``x`` twice, so it costs ``4n``.
+    """
     written = sum(numel(s) for s in in_shapes) if out_shape is None else numel(out_shape)
     return sum(numel(s) for s in in_shapes) + written
 

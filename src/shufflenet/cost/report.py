@@ -117,7 +117,8 @@ class CostReport:
     """Totals and per-op rows of one counted forward pass (see :func:`shufflenet.cost.count_cost`).
 
     ``params`` counts the model's unique parameters; ``flops``, ``mac`` and ``mac_bytes`` are the sums of
-    the rows. ``unsupported_ops`` maps op names without a rule to their call counts.
+    the rows. ``unsupported_ops`` maps op names without a rule to their call counts; when there is any,
+    the totals leave those ops out (:attr:`complete` is ``False``) and every rendering says so.
     """
 
     model_name: str
@@ -136,6 +137,18 @@ class CostReport:
     def intensity(self) -> float:
         """Whole-model arithmetic intensity, FLOPs per element of memory access."""
         return _intensity(self.flops, self.mac)
+
+    @property
+    def complete(self) -> bool:
+        """``True`` when every op had a rule, so the totals count the whole forward pass."""
+        return not self.unsupported_ops
+
+    def incomplete_warning(self) -> str:
+        """"" when complete, else one line naming the ops the totals leave out."""
+        if self.complete:
+            return ""
+        listed = ", ".join(f"{k} x{v}" for k, v in sorted(self.unsupported_ops.items()))
+        return f"WARNING: incomplete totals -- unsupported ops (no rule, not counted): {listed}"
 
     # -- groupings -------------------------------------------------------------------------------
 
@@ -182,7 +195,8 @@ class CostReport:
             "dtype": self.dtype, "count_elementwise_flops": self.count_elementwise_flops,
             "conventions": self.conventions(), "params": self.params, "flops": self.flops,
             "mac": self.mac, "mac_bytes": self.mac_bytes, "intensity": self.intensity,
-            "unsupported_ops": dict(self.unsupported_ops), "layers": [r.to_dict() for r in self.layers],
+            "complete": self.complete, "unsupported_ops": dict(self.unsupported_ops),
+            "layers": [r.to_dict() for r in self.layers],
         }
         if by is not None:
             d["groups"] = [g.to_dict() for g in self.grouped(by)]
@@ -228,7 +242,7 @@ class CostReport:
             cells += [_human(it.params), _human(it.flops), _human(it.mac), _human(it.mac_bytes, "B"),
                       f"{it.intensity:.2f}"]
             body.append(cells)
-        total = ["total"] + [""] * (len(text_cols) - 1)
+        total = ["total" if self.complete else "total (INCOMPLETE)"] + [""] * (len(text_cols) - 1)
         total += [_human(self.params), _human(self.flops), _human(self.mac), _human(self.mac_bytes, "B"),
                   f"{self.intensity:.2f}"]
         widths = [max(len(r[i]) for r in [header, total, *body]) for i in range(len(header))]
@@ -241,17 +255,16 @@ class CostReport:
         rule = "-" * len(line(header))
         title = (f"{self.model_name}  input {'x'.join(map(str, self.input_size))} {self.dtype}  "
                  f"mode={self.mode}  by={by}")
-        out = [title, *self.conventions(), rule, line(header), rule, *(line(c) for c in body), rule,
-               line(total)]
-        if self.unsupported_ops:
-            listed = ", ".join(f"{k} x{v}" for k, v in sorted(self.unsupported_ops.items()))
-            out.append(f"unsupported ops (not counted): {listed}")
+        warning = [self.incomplete_warning()] if not self.complete else []
+        out = [title, *warning, *self.conventions(), rule, line(header), rule, *(line(c) for c in body), rule,
+               line(total), *warning]
         return "\n".join(out)
 
     def summary(self) -> str:
         """One line: params, FLOPs, MAC."""
         return (f"{self.model_name}: params {_human(self.params)}, FLOPs {_human(self.flops)} (multiply-adds), "
-                f"MAC {_human(self.mac)} elements ({_human(self.mac_bytes, 'B')}), mode={self.mode}")
+                f"MAC {_human(self.mac)} elements ({_human(self.mac_bytes, 'B')}), mode={self.mode}"
+                + ("" if self.complete else f" -- {self.incomplete_warning()}"))
 
     def __str__(self) -> str:
         return self.to_table()

@@ -11,6 +11,17 @@ are exactly the ops the paper's G1/G4 say cost memory access, so "zero" must be 
 - ``FLOP_IGNORE`` / ``MAC_IGNORE``: ops that truly cost zero for that statistic. An op that is neither
   ruled nor ignored by a table is reported in ``CostReport.unsupported_ops``, never counted as zero.
 
+Repeated operands: "each tensor read once per op" (ARCHITECTURE.md, the paper's G1 cache assumption)
+holds for ops that stream their operands together -- ``add(x, x)``, ``mul(x, x)``, ``mm(a, a)`` load
+both operands from the same addresses in the same pass, so ``x`` is read once (``add(x, x)`` = 2n).
+Concatenation (``cat``/``stack`` and aliases) is the exception: it copies its inputs one after the
+other, so every occurrence is a separate read (``cat([x, x])`` = 4n, ``cat([x, y])`` = 2(n_x + n_y)).
+
+Fused multi-head attention (``_native_multi_head_attention``, the ``nn.MultiheadAttention`` fast path
+under ``no_grad``, and ``_transformer_encoder_layer_fwd``, the ``nn.TransformerEncoderLayer`` one) is
+priced as the kernels it runs: the same FLOPs as the unfused path, and at batch 1 the same MAC (the
+unfused path adds transposes and bias adds for batch-first batches above 1).
+
 A rule is ``fn(args, kwargs, out)`` called with the op's real arguments and result. A FLOP rule returns
 an ``int``; a MAC rule returns ``(elements, bytes)`` or just ``elements`` (bytes then use the element
 size of the first output). Tables are keyed by ``OpOverloadPacket`` (all overloads) or ``OpOverload``
@@ -47,12 +58,15 @@ def _first(out: Any) -> Tensor:
     return out if isinstance(out, Tensor) else out[0]
 
 
-def _access(reads: Iterable[Any], writes: Iterable[Any]) -> tuple[int, int]:
-    """(elements, bytes) of the tensors read (each once per op) plus the tensors written."""
+def _access(reads: Iterable[Any], writes: Iterable[Any], *, each_occurrence: bool = False) -> tuple[int, int]:
+    """(elements, bytes) of the tensors read plus the tensors written.
+
+    A tensor passed twice is read once, unless ``each_occurrence`` (concatenation: one copy per input).
+    """
     elems = nbytes = 0
     seen: set[int] = set()
     for t in reads:
-        if isinstance(t, Tensor) and id(t) not in seen:
+        if isinstance(t, Tensor) and (each_occurrence or id(t) not in seen):
             seen.add(id(t))
             n = t.numel()
             elems += n
@@ -100,8 +114,9 @@ def mac_read_first_write_first(args: tuple, kwargs: dict, out: Any) -> tuple[int
 
 
 def mac_cat(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
-    """``cat``/``stack``: every input read, the output written (handles.cat_mac)."""
-    return _access(args[0], (out,))
+    """``cat``/``stack``: every input occurrence read (``cat([x, x])`` copies x twice), the output written
+    (handles.cat_mac)."""
+    return _access(args[0], (out,), each_occurrence=True)
 
 
 def mac_copy_(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
@@ -146,6 +161,78 @@ def flop_linear(args: tuple, kwargs: dict, out: Any) -> int:
 
 def flop_attention(args: tuple, kwargs: dict, out: Any) -> int:
     return handles.attention_flops(args[0].shape, args[1].shape, args[2].shape)
+
+
+def flop_attention_bshd(args: tuple, kwargs: dict, out: Any) -> int:
+    """``_flash_attention_forward``/``_efficient_attention_forward``: ``(B, L, H, E)`` operands; packed
+    variable-length batches (``cu_seqlens_q/k`` given) count each sequence against its own keys only."""
+    q, k, v = args[0], args[1], args[2]
+    cu_q, cu_k = args[3], args[4]
+    if isinstance(cu_q, Tensor) and isinstance(cu_k, Tensor):
+        lq, lk = cu_q.diff().tolist(), cu_k.diff().tolist()
+        return sum(a * b for a, b in zip(lq, lk, strict=True)) * q.shape[2] * (q.shape[3] + v.shape[-1])
+    return handles.attention_flops_bshd(q.shape, k.shape, v.shape)
+
+
+def _mha_shapes(q: Tensor, k: Tensor) -> tuple[int, int, int, int]:
+    """(batch, L_q, L_k, E) of (batch-first or unbatched) multi-head attention inputs."""
+    batch = handles.numel(q.shape[:-2])
+    return batch, q.shape[-2], k.shape[-2], q.shape[-1]
+
+
+def flop_native_mha(args: tuple, kwargs: dict, out: Any) -> int:
+    """``_native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight, ...)``."""
+    return handles.mha_flops(*_mha_shapes(args[0], args[1]))
+
+
+def _mha_mac(query: Tensor, key: Tensor, value: Tensor, heads: int, weights: Iterable[Any], mask: Any,
+             need_weights: bool, average: bool) -> int:
+    inputs, _ = _access((query, key, value), ())
+    weight_elems, _ = _access(weights, ())
+    batch, seq_q, seq_k, embed = _mha_shapes(query, key)
+    return handles.mha_mac(batch, seq_q, seq_k, embed, heads, inputs=inputs, weights=weight_elems,
+                           mask=mask.numel() if isinstance(mask, Tensor) else 0, need_weights=need_weights,
+                           average_weights=average)
+
+
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any) -> Any:
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def mac_native_mha(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    """See handles.mha_mac: in-projection, head split, attention, out-projection (+ the scores when
+    ``need_weights``)."""
+    q = args[0]
+    need = bool(_arg(args, kwargs, 10, "need_weights", True))
+    elems = _mha_mac(q, args[1], args[2], args[4], args[5:9], _arg(args, kwargs, 9, "mask", None), need,
+                     bool(_arg(args, kwargs, 11, "average_attn_weights", True)))
+    return elems, elems * q.element_size()
+
+
+def flop_encoder_layer(args: tuple, kwargs: dict, out: Any) -> int:
+    """``_transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_w, qkv_b, proj_w, proj_b, use_gelu,
+    norm_first, eps, norm_w1, norm_b1, norm_w2, norm_b2, ffn_w1, ffn_b1, ffn_w2, ffn_b2, mask, ...)``:
+    self-attention plus the two feed-forward linears."""
+    src, ffn_w1 = args[0], args[14]
+    batch, seq, _, embed = _mha_shapes(src, src)
+    return handles.mha_flops(batch, seq, seq, embed) + 2 * batch * seq * embed * ffn_w1.shape[0]
+
+
+def mac_encoder_layer(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    """The unfused layer's kernels: 2 layer norms, self-attention (handles.mha_mac), 2 residual adds,
+    2 feed-forward linears and the activation between them, each reading its operands once."""
+    src = args[0]
+    n = src.numel()
+    ffn_w1, ffn_b1, ffn_w2, ffn_b2 = args[14:18]
+    hidden = n // src.shape[-1] * ffn_w1.shape[0]
+    attn = _mha_mac(src, src, src, args[2], args[3:7], _arg(args, kwargs, 18, "mask", None), False, True)
+    norms = 2 * (2 * n + args[10].numel() + args[11].numel())
+    adds = 2 * 3 * n
+    ffn1 = n + ffn_w1.numel() + ffn_b1.numel() + hidden
+    ffn2 = hidden + ffn_w2.numel() + ffn_b2.numel() + n
+    ffn = ffn1 + 2 * hidden + ffn2  # the activation between them reads and writes the hidden map
+    elems = attn + norms + adds + ffn
+    return elems, elems * src.element_size()
 
 
 def flop_per_output(args: tuple, kwargs: dict, out: Any) -> int:
@@ -195,7 +282,12 @@ ATTENTION_OPS = _ops(
     "_scaled_dot_product_flash_attention",
     "_scaled_dot_product_efficient_attention",
     "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_fused_attention_overrideable",
+    "_scaled_dot_product_attention_math_for_mps",
 )
+ATTENTION_BSHD_OPS = _ops("_flash_attention_forward", "_efficient_attention_forward")
+MHA_OPS = _ops("_native_multi_head_attention")
+ENCODER_LAYER_OPS = _ops("_transformer_encoder_layer_fwd")
 BATCH_NORM_OPS = _ops(
     "_native_batch_norm_legit_no_training",
     "native_batch_norm",
@@ -214,6 +306,7 @@ FUSABLE_ACT_OPS = _ops(
 )
 ACT_OPS = FUSABLE_ACT_OPS + _ops(
     "threshold", "threshold_", "softplus", "celu", "celu_", "_prelu_kernel", "prelu", "glu", "_softmax",
+    "_safe_softmax", "_masked_softmax",
     "_log_softmax", "log_sigmoid_forward", "softshrink", "hardshrink", "rrelu_with_noise",
 )
 ELEMENTWISE_OPS = _ops(
@@ -296,14 +389,19 @@ _fill(MATMUL_OPS, FLOP_RULES, flop_mm)
 _fill(ADDMM_OPS, FLOP_RULES, flop_addmm)
 _fill(LINEAR_OPS, FLOP_RULES, flop_linear)
 _fill(ATTENTION_OPS, FLOP_RULES, flop_attention)
+_fill(ATTENTION_BSHD_OPS, FLOP_RULES, flop_attention_bshd)
+_fill(MHA_OPS, FLOP_RULES, flop_native_mha)
+_fill(ENCODER_LAYER_OPS, FLOP_RULES, flop_encoder_layer)
+_fill(MHA_OPS, MAC_RULES, mac_native_mha)
+_fill(ENCODER_LAYER_OPS, MAC_RULES, mac_encoder_layer)
 
 _fill(NORM_OPS, ELEMENTWISE_FLOP_RULES, flop_norm)
 _fill(ACT_OPS + ELEMENTWISE_OPS, ELEMENTWISE_FLOP_RULES, flop_per_output)
 _fill(WINDOW_POOL_OPS, ELEMENTWISE_FLOP_RULES, flop_window_pool)
 _fill(REDUCE_OPS, ELEMENTWISE_FLOP_RULES, flop_reduce)
 
-_fill(CONV_OPS + MATMUL_OPS + ADDMM_OPS + LINEAR_OPS + ATTENTION_OPS + NORM_OPS, MAC_RULES,
-      mac_read_all_write_first)
+_fill(CONV_OPS + MATMUL_OPS + ADDMM_OPS + LINEAR_OPS + ATTENTION_OPS + ATTENTION_BSHD_OPS + NORM_OPS,
+      MAC_RULES, mac_read_all_write_first)
 _fill(ACT_OPS + ELEMENTWISE_OPS, MAC_RULES, mac_read_all_write_all)
 _fill(WINDOW_POOL_OPS + REDUCE_OPS + COPY_OPS, MAC_RULES, mac_read_first_write_first)
 _fill(CAT_OPS, MAC_RULES, mac_cat)
@@ -322,7 +420,8 @@ FLOP_IGNORE.update(
 MAC_IGNORE.update(VIEW_OPS, FACTORY_OPS)
 
 _fill(CONV_OPS, OP_KINDS, conv_kind)
-_fill(MATMUL_OPS + ADDMM_OPS + LINEAR_OPS + ATTENTION_OPS, OP_KINDS, "linear")
+_fill(MATMUL_OPS + ADDMM_OPS + LINEAR_OPS + ATTENTION_OPS + ATTENTION_BSHD_OPS + MHA_OPS + ENCODER_LAYER_OPS,
+      OP_KINDS, "linear")
 _fill(NORM_OPS, OP_KINDS, "norm")
 _fill(ACT_OPS, OP_KINDS, "act")
 _fill(ELEMENTWISE_OPS, OP_KINDS, "elementwise")

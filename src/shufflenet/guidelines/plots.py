@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from shufflenet._io import write_atomic
 from shufflenet.errors import ShuffleNetError
@@ -24,11 +25,16 @@ def _pyplot():  # noqa: ANN202 - matplotlib is optional
     return plt
 
 
-def plot_table(res: TableResult, path: str | Path, platform: str = "") -> Path:
-    """Write one table's chart to ``path`` (PNG): a panel per multiplier, a bar group per row."""
+def table_figure(res: TableResult, platform: str = "") -> Any:
+    """The chart of one table (a matplotlib ``Figure``): a panel per multiplier, a bar group per row.
+
+    The legend is one for the whole figure, below the panels: inside a panel it covered the tallest
+    bars (the first rows, at 1.0 by construction).
+    """
     plt = _pyplot()
     mults = res.multipliers
-    fig, axes = plt.subplots(1, len(mults), figsize=(4.2 * len(mults) + 1.0, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(mults), figsize=(4.2 * len(mults) + 1.0, 4.3), squeeze=False,
+                             layout="constrained")
     width = 0.27
     for ax, m in zip(axes[0], mults, strict=True):
         col = res.column(m)
@@ -51,11 +57,18 @@ def plot_table(res: TableResult, path: str | Path, platform: str = "") -> Path:
         col_name = f"x{m}" if first.column == f"x{m}" else f"x{m}: {first.column}"
         ax.set_title(f"{col_name} ({res.channels.upper()} channel set)", fontsize=9)
         ax.set_ylabel("speed relative to first row")
-    axes[0][0].legend(fontsize=7, loc="best")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
     verdict = f" — {res.verdict.status}" if res.verdict else ""
     title = f"{res.guideline.upper()} (paper Table {res.table.number}): {res.table.claim}{verdict}"
     fig.suptitle(textwrap.fill(title, width=55 * len(mults)), fontsize=9)
-    fig.tight_layout()
+    return fig
+
+
+def plot_table(res: TableResult, path: str | Path, platform: str = "") -> Path:
+    """Write one table's chart (:func:`table_figure`) to ``path`` (PNG)."""
+    plt = _pyplot()
+    fig = table_figure(res, platform)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

@@ -2,7 +2,8 @@
 
 - :func:`measure` times a model with :class:`torch.utils.benchmark.Timer` -> :class:`Measurement`.
 - :func:`capture_environment` records where a result was measured.
-- :func:`measure_machine` gives this machine's fp32 matmul and copy ceilings (cached).
+- :func:`measure_machine` gives this machine's fp32 compute ceiling (best of several kernels) and copy
+  bandwidth (cached).
 - :func:`run_bench` / :func:`run_suite`: model x batch rows and the paper's Fig. 1 / App. Table 1(b) suites.
 - :func:`profile`: where the time goes, per layer and per op type (the paper's Fig. 2 buckets).
 """

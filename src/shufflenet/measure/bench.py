@@ -166,7 +166,9 @@ class BenchRow:
             "gmadds_per_s": round(self.gmadds_per_s, 2), "mac_gb_per_s": round(self.mac_gb_per_s, 2),
         }
         if self.machine is not None:
-            out["compute_pct"] = round(100 * self.machine.compute_fraction(self.gmadds_per_s), 1)
+            # The ceiling is an fp32 rate: a bf16/fp16 run's fraction of it would mean nothing.
+            out["compute_pct"] = (round(100 * self.machine.compute_fraction(self.gmadds_per_s), 1)
+                                  if m.dtype == "fp32" else None)
             out["bandwidth_pct"] = round(100 * self.machine.bandwidth_fraction(self.mac_gb_per_s), 1)
         out["noisy"] = m.noisy
         return out
@@ -185,7 +187,7 @@ class BenchRow:
 TABLE_HEADERS = {
     "model": "model", "input": "input", "batch": "batch", "mflops": "MFLOPs", "mmac": "MMAC",
     "latency_ms": "latency ms", "iqr_ms": "IQR ms", "images_per_s": "images/s", "batches_per_s": "batches/s",
-    "gmadds_per_s": "GMAdd/s", "mac_gb_per_s": "MAC GB/s", "compute_pct": "% matmul",
+    "gmadds_per_s": "GMAdd/s", "mac_gb_per_s": "MAC GB/s", "compute_pct": "% compute",
     "bandwidth_pct": "% copy BW", "noisy": "noisy",
 }
 
@@ -221,8 +223,7 @@ class BenchResult:
         lines = []
         if self.machine is not None:
             m = self.machine
-            lines.append(f"ceilings ({m.threads} thread(s)): matmul {m.matmul_gmadds:.1f} GMAdd/s, "
-                         f"copy {m.copy_gb_per_s:.1f} GB/s")
+            lines.append(f"ceilings ({m.threads} thread(s)): {m.summary()}")
         if any(r.measurement.noisy for r in self.rows):
             lines.append("noisy rows: rerun on an idle machine (load average at start: "
                          f"{self.env.get('load_avg_1min')})")

@@ -33,9 +33,9 @@ Method (why it is not a rescaling):
 
 Units: FLOPs are multiply-adds (paper V2 footnote 1) and rates ``GMAdd/s`` (as ``shufflenet bench``); MAC
 is the paper's memory access cost (Sec. 2, G1), in bytes per second as ``MAC GB/s``. The roofline verdict
-compares a layer's intensity (multiply-adds per MAC byte) with the machine's ridge point (matmul GMAdd/s
-over copy GB/s, :mod:`shufflenet.measure.machine`): above it the layer is compute-bound, below it
-memory-bound.
+compares a layer's intensity (multiply-adds per MAC byte) with the machine's ridge point (compute ceiling
+in GMAdd/s -- the best of several fp32 kernels, not one library's -- over copy GB/s,
+:mod:`shufflenet.measure.machine`): above it the layer is compute-bound, below it memory-bound.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ CONVENTIONS = [
     "(eps per recorded event, measured on a separate workload) subtracted",
     "Other (framework) = time between ops inside the profiled forward (Python, module calls, dispatch)",
     "coverage = sum of buckets / latency measured by measure() without the profiler",
-    "bound = roofline: multiply-adds per MAC byte vs the ridge point (matmul GMAdd/s / copy GB/s)",
+    "bound = roofline: multiply-adds per MAC byte vs the ridge point (compute ceiling GMAdd/s, the best "
+    "measured fp32 kernel, / copy GB/s)",
     "bandwidth % is against the copy ceiling, which streams tensors far larger than the caches: a layer whose "
     "tensors stay in cache (batch 1) can exceed 100%",
 ]
@@ -182,7 +183,7 @@ class BucketTime:
 
 
 def ridge_point(ceilings: MachineCeilings) -> float:
-    """Multiply-adds per byte at which the roofline turns: matmul GMAdd/s over copy GB/s."""
+    """Multiply-adds per byte at which the roofline turns: compute ceiling GMAdd/s over copy GB/s."""
     return ceilings.matmul_gmadds / ceilings.copy_gb_per_s
 
 
@@ -368,8 +369,8 @@ class ProfileReport:
                          f"coverage {self.coverage:.3f} ({flag} {COVERAGE_TOLERANCE:.0%})")
         if self.ceilings is not None:
             c = self.ceilings
-            lines.append(f"ceilings ({c.threads} thread(s), {self.ceilings_source}): matmul {c.matmul_gmadds:.1f} "
-                         f"GMAdd/s, copy {c.copy_gb_per_s:.1f} GB/s, ridge {ridge_point(c):.2f} multiply-adds/byte")
+            lines.append(f"ceilings ({c.threads} thread(s), {self.ceilings_source}): {c.summary()}, "
+                         f"ridge {ridge_point(c):.2f} multiply-adds/byte")
         else:
             lines.append("ceilings: unknown (run `shufflenet bench --machine` to measure them); bound = unknown")
         lines += [f"note: {n}" for n in self.notes]
@@ -777,7 +778,7 @@ def profile(
     Args:
         repeats: profiled forwards (split over ``TOTAL_CHUNKS`` profiler sessions; per op the mean over the
             central half of the uninterrupted ones is reported); ``warmup``: untimed forwards before.
-        ceilings: the machine's matmul/copy ceilings for the roofline verdict: ``"auto"`` reads the cache
+        ceilings: the machine's compute/copy ceilings for the roofline verdict: ``"auto"`` reads the cache
             of ``shufflenet bench --machine`` and measures them once (a few seconds, then cached) when absent;
             ``"cached"`` only reads the cache (verdict "unknown" without it); ``"none"`` skips them; or a
             :class:`MachineCeilings`.
@@ -942,8 +943,11 @@ def _assemble(label: str, size: tuple[int, int, int, int], dev: torch.device, dt
     if kernel_times:
         notes.append("CUDA: op time = duration of its kernels; Other (framework) = forward wall time minus "
                      "kernel time minus the profiler's CPU-side overhead (exact when launch-bound)")
+    if machine is not None and dt != torch.float32:
+        notes.append(f"the ceilings are fp32 rates: % compute and the bound verdicts of this {dtype_name(dt)} "
+                     "run compare it with fp32 arithmetic")
     if machine is not None and any((r.compute_pct or 0.0) > 110.0 for r in layers):
-        notes.append("a layer exceeds the matmul ceiling: the cached ceilings are stale or were measured on a "
+        notes.append("a layer exceeds the compute ceiling: the cached ceilings are stale or were measured on a "
                      "busy machine; remeasure with `shufflenet bench --machine` (bound verdicts may be off)")
     if total is not None and total.noisy:
         notes.append("the independent latency is noisy (IQR > 10% of the median): rerun on an idle machine")

@@ -42,23 +42,33 @@ class Fig1Entry:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _mnv2(width: float, table8: str, side: int = 224) -> Fig1Entry:
+def _mnv2(width: float, table8: str, side: int = 224, round_nearest: int = 8) -> Fig1Entry:
+    kwargs: dict[str, Any] = {"width_mult": width}
+    if round_nearest != 8:
+        kwargs["round_nearest"] = round_nearest
     return Fig1Entry("MobileNet v2", f"MobileNet v2 {width}" + (f" @{side}" if side != 224 else ""),
-                     "torchvision:mobilenet_v2", table8, side, {"width_mult": width})
+                     "torchvision:mobilenet_v2", table8, side, kwargs)
 
 
-# Table 8 (paper.md §8). torchvision's MobileNet v2 is the original architecture, so its 1.0/1.4 rows are
-# compared with the original "1.0/1.4 MobileNet v2" rows (same speeds as the "our impl." rows).
+# Table 8. torchvision's MobileNet v2 is the original architecture, so its 1.0/1.4 rows are compared with
+# the original "1.0/1.4 MobileNet v2" rows (same speeds as the "our impl." rows), at its default channel
+# rounding (multiples of 8): 300.8 and 582.2 MFLOPs vs Table 8's 300 and 585.
+# The paper does not say how its own implementation rounds the channels of the narrow rows; rounding to
+# multiples of 8 misses their FLOPs by up to 22% (0.15x: 30.6 M vs 39), and no single ``round_nearest``
+# fits all four. Searching 1..32 per row, the rounding below puts each within 3% of Table 8, so the speed
+# comparison is at equal FLOPs, as in the paper: 0.15x /10 -> 39.4 M (39), 0.4x @160 /10 -> 42.5 M (43),
+# 0.6x /10 -> 141.8 M (141), 0.75x @192 /12 -> 145.1 M (145).
+MNV2_ROUND_NEAREST = {0.15: 10, 0.4: 10, 0.6: 10, 0.75: 12}
 FIG1_ENTRIES: tuple[Fig1Entry, ...] = (
     *(Fig1Entry(V2, f"ShuffleNet v2 {w}x", f"shufflenet_v2_x{w.replace('.', '_')}", f"ShuffleNet v2 {t}x")
       for w, t in (("0.5", "0.5"), ("1.0", "1"), ("1.5", "1.5"), ("2.0", "2"))),
     *(Fig1Entry("ShuffleNet v1 (g=3)", f"ShuffleNet v1 {w}x (g=3)",
                 f"shufflenet_v1_g3_x{w.replace('.', '_')}", f"ShuffleNet v1 {t}x (g=3)")
       for w, t in (("0.5", "0.5"), ("1.0", "1"), ("1.5", "1.5"), ("2.0", "2"))),
-    _mnv2(0.15, "0.15 MobileNet v2 (our impl.)"),
-    _mnv2(0.4, "0.4 MobileNet v2 (our impl.)", 160),
-    _mnv2(0.6, "0.6 MobileNet v2 (our impl.)"),
-    _mnv2(0.75, "0.75 MobileNet v2 (our impl.)", 192),
+    _mnv2(0.15, "0.15 MobileNet v2 (our impl.)", round_nearest=MNV2_ROUND_NEAREST[0.15]),
+    _mnv2(0.4, "0.4 MobileNet v2 (our impl.)", 160, MNV2_ROUND_NEAREST[0.4]),
+    _mnv2(0.6, "0.6 MobileNet v2 (our impl.)", round_nearest=MNV2_ROUND_NEAREST[0.6]),
+    _mnv2(0.75, "0.75 MobileNet v2 (our impl.)", 192, MNV2_ROUND_NEAREST[0.75]),
     _mnv2(1.0, "1.0 MobileNet v2"),
     _mnv2(1.4, "1.4 MobileNet v2"),
     *(Fig1Entry("MobileNet v1", f"MobileNet v1 {w}", f"mobilenet_v1_x{w.replace('.', '_')}",
@@ -169,8 +179,9 @@ def run_paper_fig1(options: BenchOptions, batches: Sequence[int] = (1, 8), *,
         "b8 = batch 8, compared with its GPU column (GTX 1080Ti, batches/s) -- paper.md §0",
         "/v2 = speed relative to ShuffleNet v2 in the same Table 8 FLOPs group (ours and paper's); "
         "absolute speeds are not comparable across platforms",
-        "MobileNet v2 is torchvision's (width_mult; channels rounded to multiples of 8, so 0.15x has "
-        "fewer FLOPs than the paper's), the paper's 'our impl.' rows where Table 8 has no original one",
+        "MobileNet v2 is torchvision's (width_mult); for the paper's 'our impl.' rows (0.15x, 0.4x @160, "
+        "0.6x, 0.75x @192) channels are rounded to multiples of 10 or 12 (round_nearest) instead of 8, "
+        "which puts each within 3% of Table 8's MFLOPs",
     ]
     result = SuiteResult(suite="paper-fig1", title="Figure 1 / Table 8 on this machine", rows=rows,
                          bench=bench, headers=headers, sources=[TABLE8_SOURCE], notes=notes)
@@ -186,14 +197,26 @@ def _builder(name: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
     return lambda: create_model(name, **kwargs)
 
 
-def _plot_fig1(result: SuiteResult, batches: Sequence[int], path: Path, notes: list[str]) -> str | None:
-    """Speed vs MFLOPs, one series per family (Fig. 1 c/d): our batches on top, the paper's below."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        notes.append("matplotlib is not installed: no plot (pip install 'shufflenet[plots]')")
-        return None
+def fig1_series(rows: Sequence[dict[str, Any]], xkey: str,
+                ykey: str) -> dict[tuple[str, int], list[tuple[float, float]]]:
+    """Points of one Fig. 1 panel per (family, input side), each sorted by FLOPs.
+
+    Only points of the same input size are joined by a line: Table 8's MobileNet v2 rows at 160 and 192
+    px sit between the 224 px ones in FLOPs, and joining them made a zigzag that no width sweep has.
+    """
+    series: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for r in rows:
+        if r.get(ykey) is not None and r.get(xkey) is not None:
+            series.setdefault((r["family"], int(r["input"])), []).append((r[xkey], r[ykey]))
+    return {k: sorted(v) for k, v in series.items()}
+
+
+def fig1_figure(result: SuiteResult, batches: Sequence[int]) -> Any:
+    """Speed vs MFLOPs, one line per family and input size (Fig. 1 c/d): our batches on top, the
+    paper's below; one legend for all panels, under them."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     env = result.bench.env
     where = env.get("gpu_name") or env.get("cpu_model")
     panels = [(f"this machine ({where}, {env.get('threads')} thread(s)), batch {b}",
@@ -201,7 +224,7 @@ def _plot_fig1(result: SuiteResult, batches: Sequence[int], path: Path, notes: l
     panels.append(("paper: GPU (GTX 1080Ti), batch 8", "batches/s", "paper_mflops", "paper_gpu"))
     panels.append(("paper: ARM (Snapdragon 810), batch 1", "images/s", "paper_mflops", "paper_arm"))
     ncols = max(len(batches), 2)
-    fig = Figure(figsize=(5.5 * ncols, 9), constrained_layout=True)
+    fig = Figure(figsize=(5.5 * ncols, 9.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, ncols, squeeze=False)
     slots = [axes[0][i] for i in range(len(batches))] + [axes[1][0], axes[1][1]]
@@ -210,18 +233,38 @@ def _plot_fig1(result: SuiteResult, batches: Sequence[int], path: Path, notes: l
             ax.set_visible(False)
     families = list(dict.fromkeys(r["family"] for r in result.rows))
     markers = "osD^v<>"
+    sides = sorted({int(r["input"]) for r in result.rows} - {224})
+    side_markers = {side: "vP*Xph"[i % 6] for i, side in enumerate(sides)}
+    handles: dict[str, Any] = {}
     for ax, (title, unit, xkey, ykey) in zip(slots, panels, strict=True):
-        for i, fam in enumerate(families):
-            pts = sorted((r[xkey], r[ykey]) for r in result.rows
-                         if r["family"] == fam and r.get(ykey) is not None)
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[i % len(markers)], label=fam)
+        for (fam, side), pts in fig1_series(result.rows, xkey, ykey).items():
+            i = families.index(fam)
+            style: dict[str, Any] = {"color": f"C{i}", "marker": markers[i % len(markers)]}
+            label = fam
+            if side != 224:  # a different input size: its own (unjoined) hollow marker
+                style.update(marker=side_markers[side], linestyle="none", markerfacecolor="none", markersize=9,
+                             markeredgewidth=1.5)
+                label = f"{fam} @{side}x{side}"
+            (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
+            handles.setdefault(label, line)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("MFLOPs (multiply-adds)")
         ax.set_ylabel(unit)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("Speed vs FLOPs (ShuffleNet V2 paper Fig. 1 / Table 8)")
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 6),
+               fontsize=8, frameon=False)
+    fig.suptitle("Speed vs FLOPs (ShuffleNet V2 paper Fig. 1 / Table 8); 224x224 input unless marked")
+    return fig
+
+
+def _plot_fig1(result: SuiteResult, batches: Sequence[int], path: Path, notes: list[str]) -> str | None:
+    """Write :func:`fig1_figure` to ``path`` (PNG); a note instead when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        notes.append("matplotlib is not installed: no plot (pip install 'shufflenet[plots]')")
+        return None
+    fig = fig1_figure(result, batches)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     write_atomic(path, buf.getvalue())

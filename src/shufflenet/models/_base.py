@@ -53,7 +53,7 @@ class Classifier(nn.Module):
 
 
 def init_official(model: nn.Module) -> None:
-    """The official ShuffleNet initialisation (megvii ``_initialize_weights``; paper.md §7).
+    """The official ShuffleNet initialisation (megvii-model/ShuffleNet-Series ``_initialize_weights``).
 
     Convs N(0, std=1/fan_in_per_group) — the first conv N(0, 0.01) —, BN weight 1 and bias 1e-4, linear N(0, 0.01).
     """

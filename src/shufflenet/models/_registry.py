@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import inspect
+import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from shufflenet.errors import UnknownModelError, UserInputError
+from shufflenet.models._checks import MAX_CLASSES, check_float, check_int, require_name
 
 TORCHVISION_PREFIX = "torchvision:"
 
@@ -91,17 +96,55 @@ def _unknown_message(name: str, candidates: list[str]) -> str:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a model by name. Keywords left as ``None`` are dropped (so CLI defaults do not override).
 
+    Every keyword is checked when the model is built: an unknown keyword, or a value of the wrong type or
+    out of range (``layout="tv"``, ``shuffle_impl="6d"``, ``num_classes=0``), raises
+    :class:`~shufflenet.errors.UserInputError` naming the model and the keyword.
+
     ``torchvision:NAME`` builds ``torchvision.models.get_model(NAME, weights=None, **kwargs)``; weights are
     never downloaded here (load them with :func:`shufflenet.load_weights`).
     """
+    require_name(name, "name", "create_model")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if name.startswith(TORCHVISION_PREFIX):
         return _create_torchvision(name[len(TORCHVISION_PREFIX):], kwargs)
-    builder = get_entry(name).builder
+    entry = get_entry(name)
+    _check_keywords(name, entry.builder, kwargs)
     try:
-        return builder(**kwargs)
-    except TypeError as exc:  # an unexpected keyword: say which model rejected it
+        return entry.builder(**kwargs)
+    except UserInputError as exc:
+        raise type(exc)(f"{name}: {exc}") from exc
+    except TypeError as exc:  # e.g. a keyword the builder itself sets: say which model rejected it
+        fixed = re.search(r"multiple values for (?:keyword )?argument '(\w+)'", str(exc))
+        if fixed:
+            raise UserInputError(f"{name}: {fixed.group(1)} is fixed by the model and cannot be given as a "
+                                 "keyword") from exc
         raise UserInputError(f"{name}: {exc}") from exc
+
+
+@functools.cache
+def _keywords_of(builder: Callable[..., nn.Module]) -> frozenset[str] | None:
+    """The keywords the class a registered builder returns takes; ``None`` when that cannot be worked out
+    (the builder's own ``TypeError`` then speaks). Those the builder sets itself fail there, by name."""
+    try:
+        cls = typing.get_type_hints(builder).get("return")
+        params = inspect.signature(cls.__init__).parameters.values()  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - best effort; not knowing is not an error
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                     and p.name != "self")
+
+
+def _check_keywords(name: str, builder: Callable[..., nn.Module], kwargs: dict[str, Any]) -> None:
+    accepted = _keywords_of(builder)
+    if accepted is None:
+        return
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserInputError(f"{name} has no keyword {key!r}{hint} (keywords: {', '.join(sorted(accepted))})")
 
 
 def _create_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -110,14 +153,68 @@ def _create_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
     names = _torchvision_names()
     if name not in names:
         raise UnknownModelError(_unknown_message(name, names).replace("unknown model", "unknown torchvision model"))
+    full = f"{TORCHVISION_PREFIX}{name}"
     if "weights" in kwargs and kwargs["weights"] is not None:
         raise UserInputError("torchvision weights are not downloaded; build the model and call load_weights()")
     kwargs.pop("weights", None)
     in_chans = kwargs.pop("in_chans", 3)
-    try:
-        model = tvm.get_model(name, weights=None, **kwargs)
-    except TypeError as exc:
-        raise UserInputError(f"torchvision:{name}: {exc}") from exc
     if in_chans != 3:
-        raise UserInputError(f"torchvision:{name}: in_chans={in_chans} is not supported for torchvision models")
-    return model
+        raise UserInputError(f"{full}: in_chans={in_chans!r} is not supported for torchvision models")
+    _check_torchvision_keywords(full, tvm.get_model_builder(name), kwargs)
+    try:
+        return tvm.get_model(name, weights=None, **kwargs)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError, RuntimeError) as exc:
+        # torchvision does not check its keywords: a bad value fails somewhere inside the constructor
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserInputError(f"{full} cannot be built with {given or 'its defaults'}: {detail}") from exc
+
+
+# Keywords of torchvision classifiers with an obvious valid range (torchvision checks none of them).
+_TV_RANGES: dict[str, Callable[[str, Any], Any]] = {
+    "num_classes": lambda k, v: check_int(k, v, 1, MAX_CLASSES),
+    "width_mult": lambda k, v: check_float(k, v, above=0.0),
+    "dropout": lambda k, v: check_float(k, v, at_least=0.0, below=1.0),
+}
+
+
+def _check_torchvision_keywords(full: str, builder: Callable[..., nn.Module], kwargs: dict[str, Any]) -> None:
+    """Refuse keyword values torchvision would take and fail on later (or silently misuse): a value of
+    another type than the keyword's default, an unknown keyword, an out-of-range count or multiplier."""
+    try:
+        for key, value in kwargs.items():
+            if key in _TV_RANGES:
+                _TV_RANGES[key](key, value)
+    except UserInputError as exc:
+        raise UserInputError(f"{full}: {exc}") from None
+    params = _torchvision_params(builder)
+    if params is None:
+        return
+    for key, value in kwargs.items():
+        if key not in params:
+            close = difflib.get_close_matches(key, sorted(params), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserInputError(f"{full} has no keyword {key!r}{hint}")
+        default = params[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise UserInputError(f"{full}: {key} must be True or False, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UserInputError(f"{full}: {key} must be a number (default {default!r}), got {value!r}")
+
+
+def _torchvision_params(builder: Callable[..., nn.Module]) -> dict[str, Any] | None:
+    """Keyword -> default of a torchvision builder and the class it builds; ``None`` if not knowable."""
+    try:
+        cls = inspect.signature(builder).return_annotation
+        if isinstance(cls, str):
+            cls = typing.get_type_hints(builder).get("return")
+        own = inspect.signature(builder).parameters.values()
+        params = list(inspect.signature(cls.__init__).parameters.values())
+    except Exception:  # noqa: BLE001 - best effort
+        return None
+    if not inspect.isclass(cls) or any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    out = {p.name: p.default for p in params if p.name != "self" and p.kind is not p.VAR_POSITIONAL}
+    out.update({p.name: p.default for p in own if p.kind is p.KEYWORD_ONLY and p.name != "weights"})
+    return out

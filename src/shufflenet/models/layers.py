@@ -18,6 +18,14 @@ from torch import nn
 from shufflenet.errors import UserInputError
 
 ShuffleImpl = Literal["5d", "4d"]
+SHUFFLE_IMPLS = ("5d", "4d")
+
+
+def check_shuffle_impl(impl: object) -> ShuffleImpl:
+    """``impl`` if it names a channel shuffle formulation, else :class:`UserInputError` (at build time)."""
+    if impl not in SHUFFLE_IMPLS:
+        raise UserInputError(f"unknown shuffle_impl {impl!r}; choose from {', '.join(SHUFFLE_IMPLS)}")
+    return impl  # type: ignore[return-value]
 
 
 def _check_groups(channels: int, groups: int, what: str) -> None:
@@ -68,7 +76,7 @@ class ChannelShuffle(nn.Module):
     def __init__(self, groups: int, impl: ShuffleImpl = "5d") -> None:
         super().__init__()
         self.groups = groups
-        self.impl = impl
+        self.impl = check_shuffle_impl(impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return channel_shuffle(x, self.groups, self.impl)

@@ -4,7 +4,7 @@ Body (MobileNet paper Table 1): a 3x3 stride-2 conv of 32 channels, then 13 dept
 (3x3 depthwise BN ReLU, 1x1 pointwise BN ReLU) with output channels 64, 128 (s2), 128, 256 (s2), 256,
 512 (s2), 512 x5, 1024 (s2), 1024; global average pool; FC. The width multiplier ``alpha`` (Sec. 3.3) gives
 every layer ``int(c * alpha)`` channels. Complexity at 224x224 (MobileNet paper Table 6/7, quoted in the
-V2 paper's Table 8 and the V1 paper's Table 5; paper.md §8/§14): 569 / 325 / 149 / 41 MFLOPs and
+V2 paper's Table 8 and the V1 paper's Table 5): 569 / 325 / 149 / 41 MFLOPs and
 4.2 / 2.6 / 1.3 / 0.5 M params for alpha = 1.0 / 0.75 / 0.5 / 0.25.
 """
 
@@ -18,6 +18,7 @@ from torch import nn
 
 from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier
+from shufflenet.models._checks import check_classifier_args, check_float
 from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import ConvBNAct
 
@@ -58,10 +59,8 @@ class MobileNetV1(Classifier):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        if not width_mult > 0:
-            raise UserInputError(f"width_mult must be positive, got {width_mult}")
-        if num_classes < 1 or in_chans < 1:
-            raise UserInputError(f"num_classes and in_chans must be positive, got {num_classes}, {in_chans}")
+        check_float("width_mult", width_mult, above=0.0)
+        check_classifier_args(num_classes, in_chans, drop_rate, small_input)
 
         def width(c: int) -> int:
             return max(1, int(c * width_mult))

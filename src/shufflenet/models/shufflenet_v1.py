@@ -1,6 +1,6 @@
 """ShuffleNet V1 (Zhang et al., CVPR 2018, arXiv 1707.01083): the unit of Fig. 2 and the net of Table 1.
 
-Unit (Fig. 2b/c, paper.md §14):
+Unit (V1 paper Fig. 2b/c, Sec. 3.2):
 
 * stride 1: ``1x1 GConv BN ReLU -> channel shuffle -> 3x3 DWConv BN (no ReLU) -> 1x1 GConv BN``,
   added to the identity, then ReLU;
@@ -24,7 +24,8 @@ weights when it reads an official checkpoint. The stride-2 block applies ReLU to
 equal here because the shortcut input is already non-negative. As in the official code, the classifier has
 no bias.
 
-Widths: ``g=3`` and ``g=8`` at 0.5x/1.0x/1.5x/2.0x use the official channel tables verbatim (paper.md §13).
+Widths: ``g=3`` and ``g=8`` at 0.5x/1.0x/1.5x/2.0x use the official channel tables verbatim
+(megvii-model/ShuffleNet-Series ``ShuffleNetV1/network.py``).
 Any other ``(g, s)`` is derived by :func:`stage_channels`.
 """
 
@@ -38,15 +39,16 @@ from torch import nn
 
 from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier, init_official
+from shufflenet.models._checks import check_choice, check_classifier_args, check_float, check_int
 from shufflenet.models._registry import PaperRef, register_model
-from shufflenet.models.layers import ChannelShuffle, ShuffleImpl, conv_bn
+from shufflenet.models.layers import ChannelShuffle, ShuffleImpl, check_shuffle_impl, conv_bn
 
 SHUFFLE_ORDERS = ("paper", "official")
 # V1 Table 1: Stage2 output channels at 1x per group count (Stage3/4 double each time); Conv1 is 24.
 TABLE1_STAGE2: dict[int, int] = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}
 TABLE1_REPEATS = (4, 8, 4)  # "Repeat" 1 (stride 2) + 3 / 7 / 3 (stride 1)
 
-# Official code's channel tables, [conv1, stage2, stage3, stage4] (paper.md §13).
+# Official code's channel tables, [conv1, stage2, stage3, stage4] (megvii ``ShuffleNetV1/network.py``).
 OFFICIAL_CHANNELS: dict[tuple[int, float], tuple[int, int, int, int]] = {
     (3, 0.5): (12, 120, 240, 480),
     (3, 1.0): (24, 240, 480, 960),
@@ -170,7 +172,7 @@ class ShuffleV1Unit(nn.Module):
 
 
 class ShuffleNetV1(Classifier):
-    """ShuffleNet V1 classifier (V1 paper Table 1; official channel tables for g=3/g=8, paper.md §13).
+    """ShuffleNet V1 classifier (V1 paper Table 1; official channel tables for g=3/g=8).
 
     Args:
         groups: ``g`` of the pointwise group convolutions (Table 1: 1, 2, 3, 4, 8).
@@ -198,10 +200,12 @@ class ShuffleNetV1(Classifier):
         shuffle_order: str = "paper",
     ) -> None:
         super().__init__()
-        if not isinstance(groups, int) or groups < 1:
-            raise UserInputError(f"groups must be a positive integer, got {groups!r}")
-        if num_classes < 1 or in_chans < 1:
-            raise UserInputError(f"num_classes and in_chans must be positive, got {num_classes}, {in_chans}")
+        # Every keyword is checked here, so a bad value fails when the model is built, not in forward().
+        check_int("groups", groups, 1)
+        check_float("width_mult", width_mult, above=0.0)
+        check_classifier_args(num_classes, in_chans, drop_rate, small_input)
+        check_shuffle_impl(shuffle_impl)
+        check_choice("shuffle_order", shuffle_order, SHUFFLE_ORDERS)
         if stage_out_channels is None:
             channels = stage_channels(groups, width_mult)
         else:
@@ -254,7 +258,7 @@ class ShuffleNetV1(Classifier):
 
 
 # What the paper / official README state for each registered (g, s). MFLOPs are multiply-adds.
-_README = {  # official README (paper.md §13): (MFLOPs, M params)
+_README = {  # official README (megvii-model/ShuffleNet-Series ShuffleNetV1): (MFLOPs, M params)
     (3, 0.5): (38, 0.7), (3, 1.5): (292, 3.4), (3, 2.0): (524, 5.4),
     (8, 0.5): (40, 1.0), (8, 1.5): (290, 4.3), (8, 2.0): (522, 6.5),
 }

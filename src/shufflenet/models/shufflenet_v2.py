@@ -2,7 +2,7 @@
 
 Two layouts compute the same network family:
 
-* ``layout="official"`` (default) follows megvii-model/ShuffleNet-Series (paper.md §7): a stride-1 unit
+* ``layout="official"`` (default) follows megvii-model/ShuffleNet-Series (``ShuffleNetV2/blocks.py``): a stride-1 unit
   starts with the fused shuffle + split (even channels are the identity half, odd channels enter the
   branch) and ends with a plain concat; the stride-2 unit's projection branch keeps the *input* width
   and its main branch outputs ``out - in`` channels; the classifier has no bias and the 2.0x model has
@@ -29,7 +29,15 @@ from torch import nn
 from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier, init_official
 from shufflenet.models._registry import PaperRef, register_model
-from shufflenet.models.layers import ChannelShuffle, ShuffleImpl, SqueezeExcite, conv_bn, shuffle_split
+from shufflenet.models._checks import check_bool, check_choice, check_classifier_args
+from shufflenet.models.layers import (
+    ChannelShuffle,
+    ShuffleImpl,
+    SqueezeExcite,
+    check_shuffle_impl,
+    conv_bn,
+    shuffle_split,
+)
 
 Layout = Literal["official", "torchvision"]
 LAYOUTS = ("official", "torchvision")
@@ -49,7 +57,7 @@ class ShuffleSplit(nn.Module):
 
     def __init__(self, impl: ShuffleImpl = "5d") -> None:
         super().__init__()
-        self.impl = impl
+        self.impl = check_shuffle_impl(impl)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return shuffle_split(x, self.impl)
@@ -77,14 +85,14 @@ class ShuffleV2Unit(nn.Module):
         super().__init__()
         if stride not in (1, 2):
             raise UserInputError(f"ShuffleNet V2 unit stride must be 1 or 2, got {stride}")
-        self.layout = layout
+        self.layout = check_choice("layout", layout, LAYOUTS)
         self.basic = stride == 1 and in_channels == out_channels
         if self.basic and out_channels % 2:
             raise UserInputError(f"a basic ShuffleNet V2 unit needs an even channel count, got {out_channels}")
         mid = out_channels // 2
         if self.basic:
             main_in, main_out, proj_out = out_channels // 2, out_channels - out_channels // 2, 0
-        elif layout == "official":  # paper.md §7: projection keeps the input width, main gives the rest
+        elif layout == "official":  # official blocks.py: projection keeps the input width, main gives the rest
             main_in, main_out, proj_out = in_channels, out_channels - in_channels, in_channels
         else:  # torchvision: both branches output half
             main_in, main_out, proj_out = in_channels, out_channels // 2, out_channels // 2
@@ -161,12 +169,14 @@ class ShuffleNetV2(Classifier):
         shuffle_impl: ShuffleImpl = "5d",
     ) -> None:
         super().__init__()
-        if layout not in LAYOUTS:
-            raise UserInputError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+        # Every keyword is checked here, so a bad value fails when the model is built, not in forward().
+        check_choice("layout", layout, LAYOUTS)
+        for flag, value in (("se", se), ("residual", residual), ("extra_dw", extra_dw)):
+            check_bool(flag, value)
+        check_classifier_args(num_classes, in_chans, drop_rate, small_input)
+        check_shuffle_impl(shuffle_impl)
         if len(stage_repeats) != len(stage_channels):
             raise UserInputError("stage_repeats and stage_channels must have the same length")
-        if num_classes < 1 or in_chans < 1:
-            raise UserInputError(f"num_classes and in_chans must be positive, got {num_classes}, {in_chans}")
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.num_features = final_channels
@@ -207,7 +217,7 @@ class ShuffleNetV2(Classifier):
 def _table5(width: str, **kwargs: Any) -> ShuffleNetV2:
     stages, final = TABLE5_CHANNELS[width]
     if width == "2.0" and kwargs.get("layout", "official") == "official":
-        kwargs.setdefault("drop_rate", 0.2)  # official 2.0x code, not the paper (paper.md §7)
+        kwargs.setdefault("drop_rate", 0.2)  # official 2.0x code (network.py), not the paper
     return ShuffleNetV2(TABLE5_REPEATS, stages, final, **kwargs)
 
 

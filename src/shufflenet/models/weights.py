@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +34,8 @@ import torch
 from torch import nn
 
 from shufflenet._io import atomic_file
-from shufflenet.errors import CheckpointNotFoundError, WeightsError
+from shufflenet.errors import CheckpointNotFoundError, InvalidCheckpointError, WeightsError, WeightsMismatchError
+from shufflenet.models._checks import require_module, require_path
 
 FORMAT_TAG = "shufflenet"
 OFFICIAL_INPUT = "BGR, 0-255, no mean/std normalisation (official Megvii ToBGRTensor)"
@@ -49,10 +52,26 @@ class WeightsInfo:
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Any:
-    """Read a checkpoint file safely (safetensors, or torch.load with ``weights_only=True``)."""
+    """Read a checkpoint file safely (safetensors, or torch.load with ``weights_only=True``).
+
+    Raises:
+        CheckpointNotFoundError: no such file.
+        InvalidCheckpointError: a directory, an empty file, a truncated or corrupted one, a plain Python
+            pickle (refused unread: such a file runs whatever code it names when loaded), or a torch file
+            that references Python globals beyond tensors and containers. Nothing in the file is executed.
+    """
+    require_path(path, "path", "read_checkpoint")
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointNotFoundError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise InvalidCheckpointError(f"{path}: is a directory, not a checkpoint file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InvalidCheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise InvalidCheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -61,26 +80,96 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         try:
             return load_file(str(path))
         except Exception as exc:
-            raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
+            raise InvalidCheckpointError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from exc
+    _refuse_plain_pickle(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols and legacy formats before failing on them; the error below
+            # says what is wrong in one line, so its warnings would only bury it.
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = str(exc)
         found = re.search(r"GLOBAL ([\w.]+)", detail)
         if found or "GLOBAL" in detail:
             what = found.group(1) if found else "a Python global"
-            raise WeightsError(
+            raise InvalidCheckpointError(
                 f"{path}: refused — the file references {what}, which could run code when unpickled "
                 "(read with torch.load(weights_only=True); re-save it as a plain state dict or safetensors)"
             ) from exc
-        raise WeightsError(f"{path}: truncated or corrupted checkpoint (not a readable torch file)") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise WeightsError(f"{path}: truncated or corrupted checkpoint ({str(exc).splitlines()[0][:160]})") from exc
+        raise InvalidCheckpointError(f"{path}: truncated or corrupted checkpoint (not a readable torch file)") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError,
+            AttributeError, TypeError) as exc:
+        raise InvalidCheckpointError(f"{path}: truncated or corrupted checkpoint ({_first_line(exc)[:160]})") from exc
+
+
+# The first pickle of torch's legacy (pre-1.6, non-zip) format is this magic number.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# Globals a pickle of plain tensors and containers names; anything else is code the unpickler would call.
+_TENSOR_GLOBAL = re.compile(r"^(torch(\.|$)|collections (OrderedDict|defaultdict)$|builtins (set|frozenset|"
+                            r"slice|complex|bytearray)$|_codecs encode$|numpy(\.|\s))")
+
+
+def _refuse_plain_pickle(path: Path) -> None:
+    """Refuse a file that is a plain Python pickle (not a torch zip file, not torch's legacy format),
+    naming the callables it would run; the opcodes are only read (``pickletools.genops``), never run."""
+    with path.open("rb") as f:
+        if f.read(2) == b"PK":  # a zip: torch >= 1.6 (its weights-only reader checks the pickle inside)
+            return
+        f.seek(0)
+        try:
+            names, first_int = _pickle_globals(f)
+        except Exception:  # noqa: BLE001 - not a well-formed pickle: torch.load will say it is corrupted
+            return
+    if first_int == _TORCH_LEGACY_MAGIC and not names:
+        return  # torch's legacy format: its own weights-only reader handles (and checks) the rest
+    unsafe = [n.replace(" ", ".") for n in names if not _TENSOR_GLOBAL.match(n)]
+    if unsafe:
+        shown = ", ".join(sorted(set(unsafe))[:3])
+        raise InvalidCheckpointError(
+            f"{path}: refused — a plain Python pickle that would run code when loaded (it calls {shown}); "
+            "it was not loaded. Save weights with torch.save(model.state_dict()) or as safetensors")
+    raise InvalidCheckpointError(
+        f"{path}: a plain Python pickle, not a torch checkpoint (save it with torch.save or as safetensors)")
+
+
+def _pickle_globals(f: Any) -> tuple[list[str], int | None]:
+    """The globals (``"module name"``) the first pickle in ``f`` names, and its first integer constant."""
+    names: list[str] = []
+    pushed: list[str | None] = []  # the values of recent pushes that may name a global (None: other values)
+    memo: dict[int, str | None] = {}
+    first_int: int | None = None
+    for op, arg, _pos in pickletools.genops(f):
+        name = op.name
+        if name in ("GLOBAL", "INST"):
+            names.append(str(arg))
+        elif name == "STACK_GLOBAL":
+            module, attr = (pushed[-2:] if len(pushed) >= 2 else [None, None])
+            names.append(f"{module} {attr}" if module and attr else "an unnamed global")
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = pushed[-1] if pushed else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            pushed.append(memo.get(int(arg)))
+        elif isinstance(arg, str) and ("UNICODE" in name or "STRING" in name):
+            pushed.append(arg)
+        elif name in ("INT", "LONG", "LONG1", "LONG4", "BININT", "BININT1", "BININT2") and first_int is None:
+            first_int = int(arg)
+        elif op.stack_after:
+            pushed.append(None)
+    return names, first_int
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None) -> None:
     """Write ``model``'s weights atomically (temp file + rename): safetensors for ``*.safetensors``,
     otherwise a ``torch.save`` dict ``{"format": "shufflenet", "state_dict": ..., "meta": ...}``."""
+    require_module(model, "model", "save_weights")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_file(path) as f:
         if Path(path).suffix == ".safetensors":
@@ -94,7 +183,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[s
 def _unwrap(obj: Any) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
     """Find the state dict inside a checkpoint object; return it with a format guess and metadata."""
     if not isinstance(obj, Mapping):
-        raise WeightsError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
+        raise InvalidCheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
     if obj.get("format") == FORMAT_TAG:
         return dict(obj["state_dict"]), FORMAT_TAG, dict(obj.get("meta") or {})
     for key in ("state_dict", "model", "model_state", "ema"):
@@ -103,8 +192,23 @@ def _unwrap(obj: Any) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
             return dict(inner), "", {}
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise WeightsError("checkpoint holds no tensors (expected a state dict)")
+        raise InvalidCheckpointError("checkpoint holds no tensors (expected a state dict)")
     return tensors, "", {}
+
+
+def classifier_outputs(obj: Any) -> int | None:
+    """The number of outputs of the classifier in a checkpoint object (from :func:`read_checkpoint`), read
+    off its weights (``fc``, torchvision's ``classifier.N`` or ``head``); ``None`` when none is recognised."""
+    try:
+        state = _strip_prefixes(_unwrap(obj)[0])
+    except WeightsError:
+        return None
+    for key in ("fc.weight", "classifier.0.weight", "classifier.1.weight", "classifier.3.weight",
+                "classifier.weight", "head.weight", "heads.head.weight"):
+        t = state.get(key)
+        if isinstance(t, torch.Tensor) and t.dim() == 2:
+            return int(t.shape[0])
+    return None
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -121,7 +225,7 @@ def _is_megvii(state: Mapping[str, torch.Tensor]) -> bool:
 def _unit_names(model: nn.Module) -> list[str]:
     stages = getattr(model, "stage_names", None)
     if not stages:
-        raise WeightsError(f"an official Megvii checkpoint cannot be mapped onto {type(model).__name__}")
+        raise WeightsMismatchError(f"an official Megvii checkpoint cannot be mapped onto {type(model).__name__}")
     return [f"{s}.{i}" for s in stages for i in range(len(getattr(model, s)))]
 
 
@@ -145,11 +249,11 @@ def megvii_to_package(state: Mapping[str, torch.Tensor], model: nn.Module) -> di
         if m:
             idx, rest = int(m.group(1)), m.group(2)
             if idx >= len(units):
-                raise WeightsError(f"checkpoint has unit features.{idx} but the model has {len(units)} units")
+                raise WeightsMismatchError(f"checkpoint has unit features.{idx} but the model has {len(units)} units")
             if is_v1:
                 module, _, leaf = rest.rpartition(".")
                 if module not in v1_keys:
-                    raise WeightsError(f"unexpected official ShuffleNet V1 key {key}")
+                    raise WeightsMismatchError(f"unexpected official ShuffleNet V1 key {key}")
                 rest = f"{v1_keys[module]}.{leaf}"
                 if rest.startswith("dw.") and value.dim() >= 1:
                     value = value[_official_v1_shuffle_source(value.shape[0], model)]
@@ -188,7 +292,7 @@ def _check_and_load(model: nn.Module, state: dict[str, torch.Tensor], fmt: str) 
         hint = " (this looks like an official-layout checkpoint: build the model with layout='official')"
     for k in own:
         if k in state and tuple(state[k].shape) != tuple(own[k].shape):
-            raise WeightsError(
+            raise WeightsMismatchError(
                 f"shape mismatch for {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}{hint}"
             )
     if missing or unexpected:
@@ -197,7 +301,7 @@ def _check_and_load(model: nn.Module, state: dict[str, torch.Tensor], fmt: str) 
             parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        raise WeightsError(f"checkpoint keys do not match the model: {'; '.join(parts)}{hint}")
+        raise WeightsMismatchError(f"checkpoint keys do not match the model: {'; '.join(parts)}{hint}")
     model.load_state_dict(state, strict=True)
 
 
@@ -209,16 +313,19 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> WeightsInfo:
     (into the default official layout). See the module docstring for each format's input convention.
 
     Raises:
-        WeightsError: the file is missing, unsafe, truncated/corrupted, or does not fit the model; a shape
-            mismatch names the parameter and both shapes.
+        WrongTypeError: ``model`` is not an ``nn.Module`` (e.g. a model name) or ``path`` is not a path.
+        WeightsError: the file is missing, unsafe, truncated/corrupted (:class:`InvalidCheckpointError`), or
+            does not fit the model (:class:`WeightsMismatchError`; a shape mismatch names the parameter and
+            both shapes). All of these are bad input (``UserInputError``) too.
     """
+    require_module(model, "model", "load_weights")
     state, fmt, meta = _unwrap(read_checkpoint(path))
     state = _strip_prefixes(state)
     if _is_megvii(state):
         state, fmt = megvii_to_package(state, model), "megvii"
         own = model.state_dict()
         if "fc.bias" in own and "fc.bias" not in state:
-            raise WeightsError("official Megvii checkpoints fit layout='official' models (no classifier bias)")
+            raise WeightsMismatchError("official Megvii checkpoints fit layout='official' models (no classifier bias)")
     elif not fmt:
         fmt = "torchvision" if "fc.bias" in state else "state_dict"
     _check_and_load(model, state, fmt)

@@ -1,4 +1,4 @@
-"""Training, evaluation and prediction with the official ShuffleNet recipe (paper.md §12).
+"""Training, evaluation and prediction with the official ShuffleNet recipe (V1 paper Sec. 4).
 
     from shufflenet.train import TrainConfig, train
     result = train(TrainConfig(model="shufflenet_v2_x0_5", dataset="fashion-mnist", epochs=30))

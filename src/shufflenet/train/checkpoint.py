@@ -16,7 +16,9 @@ tensors, numpy's Mersenne state an int64 tensor, Python's a list of ints), so it
 ``torch.load(weights_only=True)``: a file that would run code on loading is refused.
 
 The file is written to a temporary file in the same directory, flushed to disk and renamed over the old
-one, so a crash mid-write never leaves a truncated ``last.pt``.
+one, so a crash mid-write never leaves a truncated ``last.pt``; a write that fails (a full disk: torch's
+``RuntimeError: [enforce fail at inline_container.cc...]`` or ``OSError(ENOSPC)``) removes the temporary
+file and raises :class:`~shufflenet.train.rundir.DiskFullError` saying the previous checkpoint is intact.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 from shufflenet._io import atomic_file
 from shufflenet.errors import UserInputError, WeightsError
 from shufflenet.models.weights import FORMAT_TAG, read_checkpoint
+from shufflenet.train.rundir import guard_write
 
 VERSION = 1
 
@@ -83,12 +86,19 @@ def _to_cpu(obj: Any) -> Any:
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (see the module docstring) atomically: temp file, fsync, rename."""
+    """Write ``payload`` (see the module docstring) atomically: temp file, fsync, rename.
+
+    Raises:
+        DiskFullError: no space left (the previous file at ``path`` is intact, no temporary file is left).
+        OutputWriteError: any other write failure (permissions, I/O error), likewise.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT_TAG, "version": VERSION, **_to_cpu(payload)}
-    with atomic_file(path) as f:
-        torch.save(payload, f)
+    note = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written"
+    with guard_write(path, note):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as f:
+            torch.save(payload, f)
     return path
 
 
@@ -107,11 +117,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return obj
 
 
-def resolve_resume(resume: str | None, output_dir: str | os.PathLike[str]) -> Path | None:
+def resolve_resume(resume: str | None, output_dir: str | os.PathLike[str] | None) -> Path | None:
     """``"auto"`` -> ``output_dir/last.pt`` when it exists (else a fresh start); a path -> that path."""
     if not resume:
         return None
     if resume == "auto":
+        if output_dir is None:
+            raise UserInputError("--resume without a checkpoint needs -o DIR (the run directory to continue); "
+                                 "or give the checkpoint: --resume DIR/last.pt")
         candidate = Path(output_dir) / "last.pt"
         return candidate if candidate.is_file() else None
     path = Path(resume).expanduser()

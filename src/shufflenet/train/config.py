@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import types
 import typing
@@ -26,11 +27,13 @@ from typing import Any, TypeVar, Union
 from shufflenet.errors import UserInputError
 
 DATASETS = ("fashion-mnist", "imagefolder", "synthetic")
+DEFAULT_RUNS_ROOT = "runs/train"
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_CONVENTIONS = ("auto", "torchvision", "official")
 
-# The official recipe (paper.md §12): lr 0.5 at batch 1024, scaled linearly with the global batch.
+# The official recipe (ShuffleNet V1 paper Sec. 4; megvii train.py): lr 0.5 at batch 1024, scaled linearly
+# with the global batch.
 BASE_LR = 0.5
 BASE_BATCH = 1024
 
@@ -39,8 +42,8 @@ BASE_BATCH = 1024
 class TrainConfig:
     """Everything one training run needs. ``batch_size`` is the *global* batch (all processes together).
 
-    Recipe defaults are the official ShuffleNet V1/V2 ones (paper.md §12): SGD momentum 0.9, lr
-    ``0.5 * batch_size / 1024`` decayed linearly to 0 per iteration, weight decay 4e-5 on conv/linear
+    Recipe defaults are the official ShuffleNet V1/V2 ones (V1 paper Sec. 4, megvii train.py): SGD momentum
+    0.9, lr ``0.5 * batch_size / 1024`` decayed linearly to 0 per iteration, weight decay 4e-5 on conv/linear
     weights only, label smoothing 0.1, and a BN-statistics recalibration pass at the end.
     """
 
@@ -86,11 +89,15 @@ class TrainConfig:
     deterministic: bool = False
     seed: int = 0
     # outputs and control
-    output_dir: str = "runs/train"
+    # None: a new directory DEFAULT_RUNS_ROOT/<YYYYmmdd-HHMMSS>-<model> per run (never an earlier run's)
+    output_dir: str | None = None
     checkpoint_every: int = 0  # also every N optimizer steps (0: only at epoch ends)
     eval_every: int = 1  # evaluate every N epochs (0: only at the end)
     stop_after_steps: int | None = None  # stop (with a checkpoint) after this many optimizer steps
     resume: str | None = None  # a checkpoint path, or "auto" (output_dir/last.pt when it exists)
+    # a new run (fresh optimizer and lr schedule) starting from these weights (any file load_weights
+    # reads); ignored when a checkpoint is resumed, whose weights win
+    init_from: str | None = None
     tensorboard: bool = True
     progress: bool = True
     verbose: bool = True
@@ -101,6 +108,7 @@ class TrainConfig:
 
     def validate(self, *, check_model: bool = True) -> TrainConfig:
         """Check every value (``check_model=False``: ``model`` names a custom network, not the registry)."""
+        check_types(self)
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("amp", self.amp, AMP_MODES)
         _check_choice("device", self.device, DEVICES)
@@ -115,9 +123,9 @@ class TrainConfig:
         for name in ("workers", "warmup_steps", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserInputError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr is not None and not self.lr > 0:
-            raise UserInputError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserInputError(f"lr must be a positive number, got {self.lr}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)) or not 0 <= self.momentum < 1:
             raise UserInputError("weight_decay must be >= 0 and momentum in [0, 1)")
         if self.nesterov and self.momentum == 0:
             raise UserInputError("nesterov needs a momentum > 0 (--momentum)")
@@ -131,8 +139,12 @@ class TrainConfig:
             raise UserInputError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.dataset == "imagefolder" and not self.data_dir:
             raise UserInputError("dataset 'imagefolder' needs data_dir (--data-dir ROOT with train/ and val/)")
-        if not isinstance(self.model_kwargs, dict):
-            raise UserInputError("model_kwargs must be a table of keywords")
+        if self.resume == "auto" and not self.output_dir:
+            raise UserInputError("resume 'auto' (--resume without a checkpoint) needs output_dir (-o DIR), the "
+                                 "run directory whose last.pt to continue; or give the checkpoint: --resume DIR/last.pt")
+        for name in ("output_dir", "resume", "init_from", "data_dir"):
+            if getattr(self, name) == "":
+                raise UserInputError(f"{name} must not be empty")
         if check_model:
             _check_model_name(self.model)
         return self
@@ -169,6 +181,7 @@ class EvalConfig:
     progress: bool = True
 
     def validate(self) -> EvalConfig:
+        check_types(self)
         if not self.checkpoint:
             raise UserInputError("a checkpoint is required")
         if self.dataset is not None:
@@ -204,6 +217,7 @@ class PredictConfig:
     device: str = "auto"
 
     def validate(self) -> PredictConfig:
+        check_types(self)
         if not self.checkpoint:
             raise UserInputError("a checkpoint is required (--checkpoint FILE)")
         if not self.images:
@@ -292,19 +306,17 @@ def resolve_config(cls: type[C], file: str | os.PathLike[str] | None = None,
     """
     values: dict[str, Any] = {}
     if base is not None:
-        values.update(dataclasses.asdict(base) if dataclasses.is_dataclass(base) else dict(base))
-    source = "config"
+        values.update(check_values(cls, dataclasses.asdict(base) if dataclasses.is_dataclass(base) else base,
+                                   "the base config"))
     if file is not None:
         data = load_config_file(file)
-        source = str(file)
         if section and isinstance(data.get(section), Mapping):
             data = {**{k: v for k, v in data.items() if not isinstance(v, Mapping) or k == "model_kwargs"},
                     **data[section]}
-        values.update(_normalise_keys(data, cls, source))
+        values.update(check_values(cls, data, str(file)))
     if overrides:
-        values.update(_normalise_keys(overrides, cls, "overrides"))
-    kwargs = {k: _coerce(cls, k, v, source) for k, v in values.items()}
-    cfg = cls(**kwargs)
+        values.update(check_values(cls, overrides, "the overrides"))
+    cfg = cls(**values)
     return cfg.validate()
 
 
@@ -321,6 +333,10 @@ def _normalise_keys(data: Mapping[str, Any], cls: type, source: str) -> dict[str
     return out
 
 
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               dict: "a table of keywords (dict)", list: "a list of strings"}
+
+
 def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
     """Check ``value`` against the field's annotation (ints pass for floats); a clear error otherwise."""
     hints = typing.get_type_hints(cls)
@@ -329,7 +345,7 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
     if value is None:
         if type(None) in options:
             return None
-        raise UserInputError(f"config key {name!r} ({source}) cannot be empty")
+        raise UserInputError(f"config key {name!r} in {source} cannot be empty")
     for opt in options:
         origin = typing.get_origin(opt) or opt
         if origin is type(None):
@@ -343,11 +359,30 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
         if origin is str and isinstance(value, str):
             return value
         if origin is dict and isinstance(value, Mapping):
+            if not all(isinstance(k, str) for k in value):
+                raise UserInputError(f"config key {name!r} in {source} must have string keys, got {dict(value)!r}")
             return dict(value)
         if origin is list and isinstance(value, (list, tuple)):
             return [str(v) for v in value]
-    expected = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
-    raise UserInputError(f"config key {name!r} ({source}) must be {expected}, got {value!r}")
+    words = [_TYPE_WORDS.get(typing.get_origin(o) or o, getattr(o, "__name__", str(o)))
+             for o in options if o is not type(None)]
+    expected = " or ".join(words) + (" (or empty)" if type(None) in options else "")
+    raise UserInputError(f"config key {name!r} in {source} must be {expected}, got {value!r} "
+                         f"({type(value).__name__})")
+
+
+def check_types(cfg: Any, source: str | None = None) -> None:
+    """Check (and normalise: int -> float where a float is expected) every field of a config dataclass by
+    its annotation, so a wrong type is a one-line :class:`UserInputError`, never a ``TypeError`` later."""
+    source = source or type(cfg).__name__
+    for f in dataclasses.fields(cfg):
+        setattr(cfg, f.name, _coerce(type(cfg), f.name, getattr(cfg, f.name), source))
+
+
+def check_values(cls: type, data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``data`` (a config file's table) with its keys normalised and every value type-checked against
+    ``cls``; unknown keys and wrong types raise :class:`UserInputError` naming the key and ``source``."""
+    return {k: _coerce(cls, k, v, source) for k, v in _normalise_keys(data, cls, source).items()}
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

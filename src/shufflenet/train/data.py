@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -615,7 +616,14 @@ def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler, *, workers:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=cuda, drop_last=drop_last, persistent_workers=workers > 0,
                       generator=generator if generator is not None else torch.Generator().manual_seed(0),
-                      prefetch_factor=4 if workers > 0 else None)
+                      prefetch_factor=4 if workers > 0 else None,
+                      worker_init_fn=_ignore_sigint if workers > 0 else None)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Ctrl-C signals the whole foreground process group: the main process stops the run with a
+    checkpoint, and needs its loader workers alive until then (they exit when the loader shuts down)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def dataset_classes(ds: Dataset | None) -> Sequence[str]:

@@ -11,6 +11,24 @@
 * ``metrics.csv`` and ``metrics.jsonl`` — one row per epoch; ``tb/`` — TensorBoard scalars when the
   ``tensorboard`` package is installed; ``summary.json`` — the final result.
 
+``output_dir=None`` (the default) makes a new ``runs/train/<YYYYmmdd-HHMMSS>-<model>``; a directory that
+already holds a run is only written by resuming that run, and is locked while a run writes it (see
+:mod:`shufflenet.train.rundir`). Every file is written atomically; a full disk raises
+:class:`~shufflenet.train.rundir.DiskFullError` with the previous file intact.
+
+SIGINT (Ctrl-C) and SIGTERM stop the run at the end of the current step with a resumable ``last.pt`` of that
+step, then raise :class:`TrainingInterrupted`, whose message names the resume command (a signal during an
+epoch-end evaluation stops after it; one during the final BN recalibration stops at once, ``last.pt`` of
+the end of training being current). A second SIGINT in one process stops at once (the previous ``last.pt``
+is intact). Under torchrun, which forwards the signal to every rank, the ranks agree (one all-reduce per
+step, the one that checks the loss) on the step to stop at, and rank 0 writes.
+
+Resuming with other ``epochs``/``lr``/``warmup_steps`` recomputes the linear schedule for the new total from
+the checkpoint's step on (the lr jumps to the new schedule's value there; a warning says so), and other
+``momentum``/``nesterov``/``weight_decay`` apply from there on; a run cannot be shortened below the steps it
+has trained, and a *finished* run (its lr decayed to 0) cannot be extended: start a new run from its
+weights with ``init_from`` (fresh optimizer and schedule).
+
 Only rank 0 writes files and logs. A non-finite loss (or non-finite gradients, except under fp16 loss
 scaling, which skips such steps itself) stops the run with :class:`TrainingDiverged` before
 the bad step is applied; nothing is written after it, so ``last.pt`` stays the last good checkpoint.
@@ -30,10 +48,12 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +69,20 @@ from shufflenet.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from shufflenet.train.config import TrainConfig
+from shufflenet.train.config import BASE_BATCH, BASE_LR, DEFAULT_RUNS_ROOT, TrainConfig
 from shufflenet.train.data import DataBundle, EpochSampler, ShardSampler, build_data, make_loader
 from shufflenet.train.distributed import DistContext, cleanup, setup, unwrap, wrap_model
 from shufflenet.train.evaluate import EvalResult, autocast_context, evaluate
 from shufflenet.train.recipe import LinearDecay, build_loss, build_optimizer, build_scheduler, recalibrate_bn
+from shufflenet.train.rundir import (
+    OutputWriteError,
+    RunDirectoryError,
+    RunInUseError,
+    RunLock,
+    check_run_dir,
+    default_output_dir,
+    guard_write,
+)
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
                   "ema_val_loss", "ema_val_top1", "ema_val_top5", "epoch_time_s", "images_per_s", "elapsed_s",
@@ -61,10 +90,66 @@ METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_top1", "val_loss",
 # Settings a resumed run must share with its checkpoint (others may change, e.g. workers or progress).
 RESUME_FIXED = ("model", "model_kwargs", "dataset", "batch_size", "image_size", "synthetic_classes",
                 "synthetic_chans", "limit_train", "holdout")
+# Settings that change the trajectory from the checkpoint on (allowed on an unfinished run, with a warning).
+RESUME_CHANGEABLE = ("epochs", "lr", "warmup_steps", "momentum", "nesterov", "weight_decay", "label_smoothing",
+                     "ema_decay", "seed", "grad_clip", "random_erasing", "freeze_bn", "amp")
 
 
 class TrainingDiverged(ShuffleNetError):
     """The loss became NaN or infinite; the run stopped before applying that step."""
+
+
+class TrainingInterrupted(ShuffleNetError):
+    """SIGINT/SIGTERM stopped the run; ``checkpoint`` (when not None) resumes it exactly."""
+
+    def __init__(self, message: str, signum: int, checkpoint: str | None) -> None:
+        super().__init__(message)
+        self.signum, self.checkpoint = signum, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by this signal (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + int(self.signum)
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM set a flag the loop polls (installed from the main thread only).
+
+    With one process a second signal raises ``KeyboardInterrupt`` at once. Under torchrun a rank usually
+    gets the signal twice (from the terminal's process group and forwarded by torchrun), so repeats are
+    ignored there; torchrun itself kills ranks that do not exit within its grace period.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, distributed: bool) -> None:
+        self.distributed = distributed
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        if not self.distributed:
+            self.restore()
+            raise KeyboardInterrupt
+
+    def install(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.getsignal(s)
+                signal.signal(s, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
 
 
 class ModelEMA:
@@ -185,22 +270,24 @@ class _MetricsLog:
                 self.tb = None
 
     def reset(self, history: list[dict[str, Any]]) -> None:
+        """Rewrite both files from ``history``, atomically: a full disk or a crash mid-write leaves the
+        previous complete files, never a torn last row (one row per epoch: rewriting is cheap)."""
         if not self.enabled:
             return
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
-        (self.out / "metrics.csv").write_text(buf.getvalue(), encoding="utf-8")
-        (self.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
+        for name, text in (("metrics.csv", buf.getvalue()),
+                           ("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))):
+            with guard_write(self.out / name):
+                write_atomic(self.out / name, text)
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """``row`` was just appended to ``history``."""
         if not self.enabled:
             return
-        with open(self.out / "metrics.csv", "a", encoding="utf-8", newline="") as f:
-            csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n").writerow(row)
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        self.reset(history)
         if self.tb is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, (int, float)):
@@ -213,15 +300,22 @@ class _MetricsLog:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    with guard_write(path):
+        write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 class _Trainer:
     def __init__(self, cfg: TrainConfig, ctx: DistContext, model: nn.Module | None) -> None:
         self.cfg, self.ctx, self.custom_model = cfg, ctx, model
-        self.out = Path(cfg.output_dir).expanduser()
         self.bar: Any = None
         self.last_saved: tuple[Path, int] | None = None
+        self.lock: RunLock | None = None
+        self.metrics: _MetricsLog | None = None
+        self.stop = _StopSignals(ctx.distributed)
+        self.stop_signum = 0  # the signal every rank agreed to stop for (set with the per-step finiteness check)
+        self.bn_buffers: list[torch.Tensor] = []
+        self.created_dir: Path | None = None
+        self.was_finished = False
 
     # ------------------------------------------------------------------------------------ logging
     def log(self, msg: str) -> None:
@@ -246,11 +340,20 @@ class _Trainer:
         if ctx.world_size > 1 and cfg.batch_size % ctx.world_size:
             raise UserInputError(f"batch_size {cfg.batch_size} (global) is not divisible by the "
                                  f"{ctx.world_size} processes")
+        if cfg.sync_bn and not (ctx.distributed and ctx.device.type == "cuda"):
+            raise UserInputError(
+                "sync_bn needs several DDP processes on CUDA (torchrun --nproc_per_node N on GPUs): PyTorch's "
+                "SyncBatchNorm runs on GPUs only, and with one process it would change nothing; drop --sync-bn")
+        if cfg.init_from and not Path(cfg.init_from).expanduser().is_file():
+            raise UserInputError(f"initial weights to start from not found: {cfg.init_from}")
         self.per_rank_batch = cfg.batch_size // ctx.world_size
-        self.resume_path = resolve_resume(cfg.resume, self.out)
+        self.resume_path = resolve_resume(cfg.resume, cfg.output_dir)
         self.ckpt = load_checkpoint(self.resume_path) if self.resume_path else None  # fail fast if corrupted
+        self.out = self._claim_run_dir()
+        self.cfg = cfg = replace(cfg, output_dir=str(self.out))
         if self.ckpt is not None:
-            self._check_resume_config(self.ckpt["train"].get("config") or self.ckpt["meta"].get("config") or {})
+            self._check_resume_config(self.ckpt["train"].get("config") or self.ckpt["meta"].get("config") or {},
+                                      self.ckpt["train"])
 
         torch.manual_seed(cfg.seed)
         import random
@@ -275,11 +378,20 @@ class _Trainer:
 
         self.model_kwargs = model_kwargs_for(self.cfg, self.data) if self.custom_model is None else {}
         raw = self.custom_model if self.custom_model is not None else build_model(cfg, self.data)
+        if cfg.init_from and self.ckpt is None:
+            from shufflenet.models.weights import load_weights
+
+            info = load_weights(raw, Path(cfg.init_from).expanduser())
+            self.log(f"initial weights from {cfg.init_from} ({info.format}); a new optimizer and lr schedule")
         raw.to(ctx.device)
         if cfg.channels_last:
             raw.to(memory_format=torch.channels_last)
         self.model = wrap_model(raw, ctx, sync_bn=cfg.sync_bn)
         self.raw = unwrap(self.model)
+        if ctx.distributed and not cfg.sync_bn:
+            self.bn_buffers = [b for m in self.raw.modules()
+                               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                               for b in (m.running_mean, m.running_var) if b is not None]
         torch.manual_seed(cfg.seed + ctx.rank)  # per-rank stream for dropout etc. (model init is rank 0's)
 
         self.lr = cfg.effective_lr()
@@ -316,26 +428,109 @@ class _Trainer:
         if self.ckpt is not None:
             self._load_state(self.ckpt)
 
-        if ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            _write_json(self.out / "config.json", asdict(cfg))
+        if ctx.is_main and not self.finished:  # a finished run's files stay as they are
+            # config.json describes the run (a valid --config for a new one): not how this call resumed it
+            _write_json(self.out / "config.json", {**asdict(cfg), "resume": None})
             _write_json(self.out / "run.json", self._run_info())
-        self.metrics = _MetricsLog(self.out, ctx.is_main, cfg.tensorboard)
-        if ctx.is_main:
-            self.metrics.reset(self.history)
+        self.metrics = _MetricsLog(self.out, ctx.is_main and not self.finished, cfg.tensorboard)
+        self.metrics.reset(self.history)
 
-    def _check_resume_config(self, saved: dict[str, Any]) -> None:
+    def _claim_run_dir(self) -> Path:
+        """Rank 0 picks (or makes) the run directory, locks it and checks it may be written; every rank
+        learns the directory, or raises the same error."""
+        cfg, ctx = self.cfg, self.ctx
+        out: Path | None = None
+        error: ShuffleNetError | None = None
+        if ctx.is_main:
+            try:
+                if cfg.output_dir:
+                    out = Path(cfg.output_dir).expanduser()
+                    if out.exists() and not out.is_dir():
+                        raise RunDirectoryError(f"output directory {out} is a file")
+                    try:
+                        out.mkdir(parents=True, exist_ok=True)
+                    except OSError as exc:
+                        raise RunDirectoryError(f"cannot create output directory {out}: "
+                                                f"{exc.strerror or exc}") from None
+                elif self.resume_path is not None:
+                    out = self.resume_path.parent  # continue the run where it lives
+                else:
+                    out = default_output_dir(cfg.model, DEFAULT_RUNS_ROOT)
+                    self.created_dir = out
+                self.lock = RunLock(out).acquire()
+                check_run_dir(out, self.resume_path)
+            except ShuffleNetError as exc:
+                self._release_lock(discard=True)
+                error = exc
+        if ctx.distributed:
+            import torch.distributed as dist
+
+            box: list[Any] = [None if out is None else str(out),
+                              None if error is None else (type(error).__name__, str(error))]
+            dist.broadcast_object_list(box, src=0)
+            if not ctx.is_main:
+                if box[1] is not None:
+                    kinds = {c.__name__: c for c in (RunInUseError, RunDirectoryError, UserInputError)}
+                    raise kinds.get(box[1][0], ShuffleNetError)(box[1][1])
+                out = Path(box[0])
+        if error is not None:
+            raise error
+        assert out is not None
+        return out
+
+    def _release_lock(self, discard: bool = False) -> None:
+        """Drop the run-directory lock; ``discard``: also remove a directory this run made and left empty."""
+        created = getattr(self, "created_dir", None)
+        if discard and created is not None and {p.name for p in created.iterdir()} <= {".lock"}:
+            (created / ".lock").unlink(missing_ok=True)
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+            try:
+                created.rmdir()
+            except OSError:
+                pass
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _check_resume_config(self, saved: dict[str, Any], tr: dict[str, Any]) -> None:
         now = asdict(self.cfg)
         diffs = [k for k in RESUME_FIXED if k in saved and saved[k] != now.get(k)]
         if diffs:
             what = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in diffs)
             raise UserInputError(f"cannot resume {self.resume_path}: settings differ from the checkpoint ({what})")
-        changed = [k for k in ("epochs", "lr", "seed", "warmup_steps", "weight_decay", "label_smoothing",
-                               "ema_decay") if k in saved and saved[k] != now.get(k)]
+
+        def differs(k: str) -> bool:
+            if k == "lr":  # None means the recipe's scaled lr: compare the lr actually used
+                lr = saved.get("lr")
+                saved_lr = float(lr) if lr is not None else BASE_LR * int(saved.get("batch_size", 0)) / BASE_BATCH
+                return "batch_size" in saved and saved_lr != self.cfg.effective_lr()
+            return k in saved and saved[k] != now.get(k)
+
+        changed = [k for k in RESUME_CHANGEABLE if differs(k)]
+        step, epoch, batch = int(tr.get("step", 0)), int(tr.get("epoch", 0)), int(tr.get("batch_in_epoch", 0))
+        what = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        if tr.get("finished") and changed:
+            weights = self.resume_path.parent / "model.pt" if self.resume_path else None
+            weights = weights if weights is not None and weights.is_file() else self.resume_path
+            flags = " ".join(f"--{k.replace('_', '-')} {now[k]}" for k in ("epochs", "lr", "warmup_steps")
+                             if k in changed)
+            raise UserInputError(
+                f"cannot resume {self.resume_path} with other settings ({what}): that run finished after "
+                f"{saved.get('epochs')} epochs ({step} steps) with its linear lr schedule decayed to 0, so there is "
+                f"nothing to continue; to train further, start a new run from its weights (a new optimizer and "
+                f"schedule): shufflenet train --config {self.resume_path.parent / 'config.json'} --init-from "
+                f"{weights} {flags + ' ' if flags else ''}-o NEW_DIR")
+        if epoch > self.cfg.epochs or (epoch == self.cfg.epochs and batch > 0):
+            raise UserInputError(f"cannot resume {self.resume_path} with epochs {self.cfg.epochs}: it has already "
+                                 f"trained {epoch} epochs{f' and {batch} steps' if batch else ''} (step {step})")
+        if self.cfg.stop_after_steps is not None and self.cfg.stop_after_steps <= step and not tr.get("finished"):
+            raise UserInputError(f"stop_after_steps {self.cfg.stop_after_steps} is not after the checkpoint's "
+                                 f"step {step}")
         if changed:
-            self.log("warning: resuming with changed settings (" + ", ".join(
-                f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed) + "); the run will not match an "
-                "uninterrupted one")
+            self.log(f"warning: resuming with changed settings ({what}) from step {step}; the run will not match "
+                     "an uninterrupted one")
 
     def _load_state(self, ck: dict[str, Any]) -> None:
         tr = ck["train"]
@@ -346,6 +541,13 @@ class _Trainer:
         except (RuntimeError, KeyError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise WeightsError(f"{self.resume_path}: does not fit this model/optimizer ({first[:200]})") from None
+        # load_state_dict restores the saved hyper-parameters; this run's config must be what applies (and
+        # what config.json records): group 0 holds the conv/linear weights (recipe.parameter_groups)
+        for i, g in enumerate(self.optimizer.param_groups):
+            g["momentum"], g["nesterov"] = self.cfg.momentum, self.cfg.nesterov
+            if i == 0:
+                g["weight_decay"] = self.cfg.weight_decay
+        lr_before = self.optimizer.param_groups[0]["lr"]
         # the current config wins for the schedule when epochs/lr/warm-up changed (see the warning above)
         lam = LinearDecay(self.total_steps, self.cfg.warmup_steps)
         if (any(vars(f) != vars(lam) for f in self.scheduler.lr_lambdas)
@@ -356,6 +558,9 @@ class _Trainer:
             for g in self.optimizer.param_groups:
                 g["initial_lr"] = self.lr
                 g["lr"] = self.lr * lam(self.scheduler.last_epoch)
+            self.log(f"lr schedule recomputed for {self.total_steps} steps (peak {self.lr:.4g}, warm-up "
+                     f"{self.cfg.warmup_steps}): the lr at step {self.scheduler.last_epoch} goes from "
+                     f"{lr_before:.4g} to {self.optimizer.param_groups[0]['lr']:.4g}")
         if self.scaler is not None and tr.get("scaler"):
             self.scaler.load_state_dict(tr["scaler"])
         if self.ema is not None:
@@ -364,7 +569,7 @@ class _Trainer:
             else:
                 self.ema = ModelEMA(self.raw, self.cfg.ema_decay or 0.9999)
         self.epoch, self.batch_in_epoch, self.step = int(tr["epoch"]), int(tr["batch_in_epoch"]), int(tr["step"])
-        self.finished = bool(tr.get("finished", False))
+        self.finished = self.was_finished = bool(tr.get("finished", False))
         self.running = dict(tr.get("running") or self.running)
         self.totals = dict(tr.get("totals") or self.totals)
         self.history = list(tr.get("history") or [])
@@ -436,7 +641,15 @@ class _Trainer:
                 "config": asdict(self.cfg), "final": self.final,
             },
         }
-        path = save_checkpoint(self.out / "last.pt", payload)
+        try:
+            path = save_checkpoint(self.out / "last.pt", payload)
+        except OutputWriteError as exc:
+            if self.last_saved is not None or (self.resume_path is not None and self.resume_path.parent == self.out):
+                at = f" (step {self.last_saved[1]})" if self.last_saved is not None else ""
+                hint = f"{at}; free space, then resume: shufflenet train --resume {self.out / 'last.pt'}"
+            else:
+                hint = ""
+            raise type(exc)(f"{exc}{hint}") from None
         self.last_saved = (path, self.step)
         return path
 
@@ -472,9 +685,11 @@ class _Trainer:
         bad_loss = not math.isfinite(value)
         bad_grad = len(values) > 1 and not math.isfinite(values[1])
         if self.ctx.distributed:
-            flag = torch.tensor([float(bad_loss), float(bad_grad)])
+            # the same all-reduce lets the ranks agree on a stop signal, so all stop after the same step
+            flag = torch.tensor([float(bad_loss), float(bad_grad), float(self.stop.signum or 0)])
             self.ctx.all_reduce_(flag, "max")
             bad_loss, bad_grad = bool(flag[0] > 0), bool(flag[1] > 0)
+            self.stop_signum = int(flag[2])
         if bad_loss or bad_grad:
             if self.last_saved is not None:
                 keep = f"the last good checkpoint is {self.last_saved[0]} (step {self.last_saved[1]})"
@@ -515,10 +730,56 @@ class _Trainer:
             value = self._check_finite(loss, norm)
             self.optimizer.step()
         self.scheduler.step()
+        self._average_bn_stats()
         if self.ema is not None:
             self.ema.update(self.raw)
         correct = (logits.detach().argmax(1) == y).sum()
         return value, correct
+
+    @torch.no_grad()
+    def _average_bn_stats(self) -> None:
+        """DDP: set every rank's BN running mean/var to their mean over ranks (timm's ``distribute_bn``,
+        reduce mode), after every step.
+
+        Each rank updates its running statistics from its own part of the batch, and only rank 0 writes
+        checkpoints. Averaging after every step (not only before evaluation and saving) keeps the buffers
+        identical on all ranks at any step a checkpoint may be written (a signal can come at any step),
+        so resuming is exact and every rank evaluates the same model. ``num_batches_tracked`` is equal on
+        all ranks already. One all-reduce of a few thousand floats per step.
+        """
+        if not self.bn_buffers or self.cfg.freeze_bn:
+            return
+        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+        for b in self.bn_buffers:
+            groups.setdefault((b.dtype, b.device), []).append(b)
+        for bufs in groups.values():
+            flat = _flatten_dense_tensors(bufs)
+            self.ctx.all_reduce_(flat)
+            flat /= self.ctx.world_size
+            for b, v in zip(bufs, _unflatten_dense_tensors(flat, bufs), strict=True):
+                b.copy_(v)
+
+    def _signal_now(self) -> int:
+        """The stop signal received so far by any rank (one all-reduce under DDP; 0 for none)."""
+        signum = float(self.stop.signum or 0)
+        if self.ctx.distributed:
+            t = torch.tensor([signum])
+            self.ctx.all_reduce_(t, "max")
+            signum = float(t[0])
+        return int(signum)
+
+    def _interrupted(self, signum: int, where: str, checkpoint: Path | None, written: bool) -> TrainingInterrupted:
+        name = signal.Signals(signum).name if signum in signal.valid_signals() else f"signal {signum}"
+        if checkpoint is None:
+            return TrainingInterrupted(f"interrupted ({name}) {where}; no checkpoint had been written yet", signum,
+                                       None)
+        how = (f"shufflenet train --resume {checkpoint}" if self.ctx.world_size == 1
+               else f"the same torchrun command with --resume {checkpoint}")
+        state = "resumable checkpoint written" if written else "the resumable checkpoint is current"
+        return TrainingInterrupted(f"interrupted ({name}) {where}; {state}: {checkpoint}; resume with: {how}",
+                                   signum, str(checkpoint))
 
     def _epoch(self, epoch: int) -> bool:
         """Train (the rest of) one epoch; False when stopped by ``stop_after_steps``."""
@@ -562,11 +823,15 @@ class _Trainer:
                         f"run ETA {_hms(eta)}", refresh=False)
                     self.bar.update(1)
                 stop = cfg.stop_after_steps is not None and self.step >= cfg.stop_after_steps
-                if stop or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+                signum = self.stop_signum if self.ctx.distributed else (self.stop.signum or 0)
+                if stop or signum or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
                     self.running["correct"] += int(correct_t.item())
                     correct_t.zero_()
                     self.save()
                     t_prev = time.perf_counter()
+                if signum:
+                    raise self._interrupted(signum, f"at epoch {epoch + 1}, step {self.step}/{self.total_steps}",
+                                            self.out / "last.pt", True)
                 if stop:
                     return False
         finally:
@@ -603,7 +868,8 @@ class _Trainer:
         self.history.append(row)
         self.running = {"loss_sum": 0.0, "correct": 0, "count": 0, "train_time": 0.0, "images": 0}
         self.epoch, self.batch_in_epoch = epoch + 1, 0
-        self.metrics.append(row)
+        assert self.metrics is not None
+        self.metrics.append(row, self.history)
         msg = (f"epoch {epoch + 1}/{cfg.epochs} step {self.step}/{self.total_steps} "
                f"loss {row['train_loss']:.4f} train_top1 {row['train_top1']:.2f}")
         if "val_top1" in row:
@@ -630,6 +896,10 @@ class _Trainer:
             for i, (x, y) in enumerate(self.loader):
                 if i >= steps:
                     break
+                signum = self._signal_now()
+                if signum:  # nothing to save: last.pt of the end of training is current
+                    raise self._interrupted(signum, "during the final BN recalibration (all epochs trained)",
+                                            self.out / "last.pt", False)
                 yield self._to_device(x, y)[0]
 
         def fwd(m: nn.Module, x: torch.Tensor) -> None:
@@ -643,34 +913,50 @@ class _Trainer:
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> TrainResult:
         self.t_start = time.perf_counter()
-        self._setup()
-        cfg = self.cfg
+        failed = True
         try:
-            if self.ctx.is_main and not self.finished:
-                self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.data.train)} images, "  # type: ignore[arg-type]
-                         f"{self.data.num_classes} classes) for {cfg.epochs} epochs = {self.total_steps} steps, "
-                         f"global batch {cfg.batch_size} on {self.ctx.world_size} x {self.ctx.device.type}, "
-                         f"peak lr {self.lr:.4g}; outputs in {self.out}")
-            if self.rng_to_restore is not None:
-                restore_rng(self.rng_to_restore, self.loader_gen)
-            stopped = False
-            for epoch in range(self.epoch, cfg.epochs):
-                if self.finished:
-                    break
-                t0 = time.perf_counter()
-                if not self._epoch(epoch):
-                    stopped = True
-                    break
-                self._end_epoch(epoch, time.perf_counter() - t0)
-            if stopped:
-                self.log(f"stopped after step {self.step} (stop_after_steps); resume with --resume "
-                         f"{self.out / 'last.pt'}")
-                return self._result("stopped")
-            if not self.finished:
-                self._finish()
-            return self._result("finished")
+            self._setup()
+            self.stop.install()
+            result = self._run()
+            failed = False
+            return result
         finally:
-            self.metrics.close()
+            self.stop.restore()
+            if self.metrics is not None:
+                self.metrics.close()
+            self._release_lock(discard=failed)
+
+    def _run(self) -> TrainResult:
+        cfg = self.cfg
+        if self.ctx.is_main and not self.finished:
+            self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.data.train)} images, "  # type: ignore[arg-type]
+                     f"{self.data.num_classes} classes) for {cfg.epochs} epochs = {self.total_steps} steps, "
+                     f"global batch {cfg.batch_size} on {self.ctx.world_size} x {self.ctx.device.type}, "
+                     f"peak lr {self.lr:.4g}; outputs in {self.out}")
+        if self.rng_to_restore is not None:
+            restore_rng(self.rng_to_restore, self.loader_gen)
+        stopped = False
+        for epoch in range(self.epoch, cfg.epochs):
+            if self.finished:
+                break
+            t0 = time.perf_counter()
+            if not self._epoch(epoch):
+                stopped = True
+                break
+            self._end_epoch(epoch, time.perf_counter() - t0)
+            signum = self._signal_now()  # one that came during the epoch-end evaluation or save
+            if signum:
+                raise self._interrupted(signum, f"after epoch {epoch + 1} (step {self.step}/{self.total_steps})",
+                                        self.out / "last.pt", True)
+        if stopped:
+            self.log(f"stopped after step {self.step} (stop_after_steps); resume with --resume "
+                     f"{self.out / 'last.pt'}")
+            return self._result("stopped")
+        if not self.finished:
+            self._finish()
+        elif self.ctx.is_main and not (self.out / "model.pt").exists():
+            self._write_weights()  # a finished run whose model.pt failed to be written (full disk)
+        return self._result("finished")
 
     def _finish(self) -> None:
         cfg = self.cfg
@@ -691,9 +977,16 @@ class _Trainer:
         self.finished = True
         self.save()
         if self.ctx.is_main:
-            from shufflenet.models.weights import save_weights
+            self._write_weights()
 
-            save_weights(target, self.out / "model.pt", meta=self._meta())
+    def _write_weights(self) -> None:
+        from shufflenet.models.weights import save_weights
+
+        target = self.ema.module if self.ema is not None else self.raw
+        path = self.out / "model.pt"
+        with guard_write(path, f"{self.out / 'last.pt'} (the finished run) is intact: free space, then "
+                               f"`shufflenet train --resume {self.out / 'last.pt'}` writes {path.name}"):
+            save_weights(target, path, meta=self._meta())
 
     def _result(self, status: str) -> TrainResult:
         t, imgs = self.totals["train_time"] + self.running["train_time"], self.totals["images"] + self.running["images"]
@@ -706,7 +999,7 @@ class _Trainer:
             checkpoint=str(self.out / "last.pt") if self.last_saved or self.resume_path else None,
             weights=str(weights) if status == "finished" and weights.exists() else None,
             model=(self.ema.module if self.ema is not None and status == "finished" else self.raw))
-        if self.ctx.is_main and status == "finished":
+        if self.ctx.is_main and status == "finished" and not (self.was_finished and (self.out / "summary.json").exists()):
             _write_json(self.out / "summary.json", result.to_dict())
         return result
 

@@ -1,4 +1,5 @@
-"""The official ShuffleNet training recipe (paper.md §12; megvii ShuffleNetV2/train.py).
+"""The official ShuffleNet training recipe (ShuffleNet V1 paper Sec. 4, whose settings the V2 paper keeps;
+megvii ShuffleNetV2/train.py).
 
 * SGD, momentum 0.9, peak lr 0.5 at batch 1024, scaled linearly with the global batch;
 * weight decay 4e-5 on conv/linear weights only (parameters with ``dim > 1``); BN parameters and biases
