@@ -167,10 +167,12 @@ class ConvBnAlsoRaw(nn.Module):
             return z + y
         if self.second == "view":
             return z, y.flatten(1)
+        if self.second == "output":
+            return {"out": z, "raw": y}  # the caller reads y
         return torch.cat([z, y], 1)
 
 
-@pytest.mark.parametrize("second", ["add", "view", "cat"])
+@pytest.mark.parametrize("second", ["add", "view", "cat", "output"])
 def test_deploy_does_not_fold_bn_into_a_conv_output_read_elsewhere(second):
     model = ConvBnAlsoRaw(second)
     paper = count_cost(model, (1, 8, 6, 6))

@@ -474,6 +474,25 @@ def test_run_bench_rows_and_progress() -> None:
     assert any("multiply-adds" in c for c in d["conventions"])
 
 
+def test_bench_rows_flag_incomplete_cost_and_non_fp32_fraction() -> None:
+    class WithFft(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.fft.fft(x).real
+
+    opts = BenchOptions(min_run_time=0.01, warmup=1)
+    spec = ModelSpec(name="fft", build=WithFft, image_size=(3, 8, 8), family="test")
+    result = run_bench([spec], [1], opts)
+    assert any("fft: FLOPs/MAC leave out ops without a cost rule (_fft_r2c)" in n for n in result.footer())
+    fake = machine_mod.MachineCeilings(device="cpu", threads=1, matmul_n=1, matmul_gflops=2.0, matmul_gmadds=1.0,
+                                       copy_bytes=1, copy_gb_per_s=1.0, matmul_relative_iqr=0.0,
+                                       copy_relative_iqr=0.0, measured_at="now")
+    spec = ModelSpec(name="tiny", build=Tiny, image_size=(3, 8, 8), family="test")
+    row = run_bench([spec], [1], opts, machine=fake).rows[0]
+    assert row.row()["compute_pct"] == pytest.approx(100 * row.gmadds_per_s, abs=0.1)
+    row.measurement.dtype = "bf16"  # the ceilings are fp32 rates: no fraction of them for bf16
+    assert row.row()["compute_pct"] is None and row.row()["bandwidth_pct"] is not None
+
+
 def test_bench_options_validate_early() -> None:
     with pytest.raises(UserInputError):
         BenchOptions(device="gpu")

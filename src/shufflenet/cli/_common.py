@@ -34,16 +34,20 @@ MAX_ELEMENTS = (1 << 31) - 1
 MAX_COUNT = 1 << 31
 
 
-def int_arg(minimum: int = 1, maximum: int = MAX_COUNT) -> Callable[[str], int]:
-    """An argparse ``type``: an integer in ``[minimum, maximum]``, else a one-line usage error."""
+def int_arg(minimum: int | None = 1, maximum: int = MAX_COUNT) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[minimum, maximum]``, else a one-line usage error.
+
+    ``minimum=None`` leaves the lower bound to the config the value goes into (its message names the field).
+    """
 
     def parse(text: str) -> int:
         try:
             value = int(text.strip().replace("_", ""))
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"expected an integer from {minimum} to {maximum}, got {text!r}")
+        if value > maximum or (minimum is not None and value < minimum):
+            bound = f"from {minimum} to {maximum}" if minimum is not None else f"<= {maximum}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {text!r}")
         return value
 
     parse.__name__ = "integer"  # argparse names the type in its messages

@@ -106,7 +106,7 @@ def _version() -> str:
 def _add_global_flags(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument("--debug", action="store_true", default=default,
                    help="on an error, also print the traceback (the exit code stays 2 or 1)")
-    p.add_argument("--quiet", action="store_true", default=default, help="no progress bars or notes")
+    p.add_argument("--quiet", action="store_true", default=default, help="no progress bars")
 
 
 def _document_config_defaults(p: argparse.ArgumentParser, config_name: str) -> None:

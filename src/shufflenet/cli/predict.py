@@ -31,14 +31,14 @@ def add_parser(sub: Any) -> None:
                        description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("-c", "--checkpoint", required=True, help="checkpoint or model.pt of a training run")
-    p.add_argument("-k", "--topk", type=int_arg(1), default=5, metavar="K", help="labels per image (default: 5)")
+    p.add_argument("-k", "--topk", type=int_arg(None), default=5, metavar="K", help="labels per image (default: 5)")
     p.add_argument("--model", default=None, help="model name when the checkpoint does not say it")
     p.add_argument("--classes", metavar="FILE",
                    help="class names, one per line, as many as the model's outputs (overrides the checkpoint's)")
-    p.add_argument("--image-size", type=int_arg(1, MAX_SIDE), default=None, metavar="PIXELS",
+    p.add_argument("--image-size", type=int_arg(None, MAX_SIDE), default=None, metavar="PIXELS",
                    help="input side (default: the checkpoint's preprocessing)")
     p.add_argument("--input-convention", choices=("auto", "torchvision", "official"), default="auto")
-    p.add_argument("--batch-size", type=int_arg(1, MAX_BATCH), default=32, metavar="N")
+    p.add_argument("--batch-size", type=int_arg(None, MAX_BATCH), default=32, metavar="N")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     add_model_args(p)
     add_output_args(p)

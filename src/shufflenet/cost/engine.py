@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from shufflenet.cost import tables
 from shufflenet.cost.report import CostReport, LayerCost
@@ -284,7 +285,9 @@ class CostCounter(TorchDispatchMode):
                 hooks.append(module.register_forward_pre_hook(partial(_push, self.scope, label)))
                 hooks.append(module.register_forward_hook(partial(_pop, self.scope), always_call=True))
             with torch.no_grad(), self:
-                model(*inputs)
+                result = model(*inputs)
+            if self._producers:  # what the model returns is read by its caller
+                self._count_readers(tuple(tree_leaves(result)), {})
             self._resolve_fusions()
         finally:
             for h in hooks:

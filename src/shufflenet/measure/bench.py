@@ -235,8 +235,9 @@ class BenchResult:
 
 
 def _cost(model: nn.Module, image_size: tuple[int, int, int],
-          batches: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Multiply-adds (batch 1 x batch) and MAC elements (counted at each batch: weights do not scale)."""
+          batches: Sequence[int]) -> tuple[dict[int, tuple[int, int]], dict[str, int]]:
+    """Multiply-adds (batch 1 x batch) and MAC elements (counted at each batch: weights do not scale),
+    and the ops without a cost rule (which those totals leave out)."""
     from shufflenet.cost import count_cost
 
     try:
@@ -249,7 +250,7 @@ def _cost(model: nn.Module, image_size: tuple[int, int, int],
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         size = "x".join(map(str, image_size))
         raise UserInputError(f"the model cannot run on input {size}: {first}") from exc
-    return out
+    return out, dict(one.unsupported_ops)
 
 
 def bench_spec(spec: ModelSpec, batches: Sequence[int], options: BenchOptions,
@@ -260,13 +261,17 @@ def bench_spec(spec: ModelSpec, batches: Sequence[int], options: BenchOptions,
     if on_batch is not None:
         on_batch(spec.name)
     model = spec.build()
-    cost = _cost(model, spec.image_size, batches)
+    cost, unsupported = _cost(model, spec.image_size, batches)
     itemsize = torch.empty((), dtype=resolve_dtype(options.dtype)).element_size()
     rows = []
     for b in batches:
         if on_batch is not None:
             on_batch(f"{spec.name} batch {b}")
         m = measure(model, (b, *spec.image_size), name=spec.name, **options.measure_kwargs())
+        if unsupported:
+            listed = ", ".join(sorted(unsupported))
+            m.notes.append(f"{spec.name}: FLOPs/MAC leave out ops without a cost rule ({listed}), so its "
+                           "GMAdd/s and GB/s are too low")
         flops, mac = cost[b]
         rows.append(BenchRow(model=spec.name, family=spec.family, flops=flops, mac=mac,
                              mac_bytes=mac * itemsize, measurement=m, machine=machine, info=spec.info))

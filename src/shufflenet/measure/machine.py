@@ -64,6 +64,10 @@ class KernelUnavailable(RuntimeError):
 # ----------------------------------------------------------------------------------------- kernels
 
 
+# setup(device, threads) -> (one call, its multiply-adds, the precision it really computes in)
+Setup = Callable[[torch.device, int], tuple[Callable[[], Any], int, str]]
+
+
 @dataclass(frozen=True)
 class ComputeKernel:
     """A candidate for the compute ceiling.
@@ -77,7 +81,7 @@ class ComputeKernel:
 
     name: str
     library: str
-    setup: Callable[[torch.device, int], tuple[Callable[[], Any], int, str]]
+    setup: Setup
     devices: tuple[str, ...] = ("cpu", "cuda")
     own_threads: bool = False
 
@@ -122,9 +126,6 @@ def _torch_mm(dev: torch.device, threads: int) -> tuple[Callable[[], Any], int, 
     c = torch.empty(n, n, device=dev)
     precision = "tf32" if dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "fp32"
     return (lambda: torch.mm(a, b, out=c)), n**3, precision
-
-
-Setup = Callable[[torch.device, int], tuple[Callable[[], Any], int, str]]
 
 
 def _conv(shape: tuple[int, int, int, int]) -> Setup:
@@ -178,19 +179,21 @@ def _openvino(precision_hint: str | None) -> Setup:
 
 def default_kernels() -> list[ComputeKernel]:
     """The compute kernels measured by :func:`measure_machine` (sizes from the module constants)."""
-    kernels = [ComputeKernel(f"matmul {MATMUL_N['cpu']}x{MATMUL_N['cpu']} (CPU) / "
-                             f"{MATMUL_N['cuda']}x{MATMUL_N['cuda']} (CUDA)", "torch.mm", _torch_mm)]
+    cpu_conv = "oneDNN via torch" if torch.backends.mkldnn.is_available() else "torch CPU conv"
+    kernels = []
     for dev in ("cpu", "cuda"):
+        n = MATMUL_N[dev]
+        kernels.append(ComputeKernel(f"matmul {n}x{n}", "torch.mm", _torch_mm, devices=(dev,)))
         for shape in CONV_SHAPES[dev]:
             b, c, s, k = shape
-            lib = "oneDNN via torch" if dev == "cpu" else "cuDNN via torch"
-            kernels.append(ComputeKernel(f"conv {k}x{k} {c}->{c} ch {s}x{s} batch {b}, channels_last", lib,
-                                         _conv(shape), devices=(dev,)))
+            kernels.append(ComputeKernel(f"conv {k}x{k} {c}->{c} ch {s}x{s} batch {b}, channels_last",
+                                         cpu_conv if dev == "cpu" else "cuDNN via torch", _conv(shape),
+                                         devices=(dev,)))
     n = MATMUL_N["cpu"]
     kernels.append(ComputeKernel(f"MatMul {n}x{n}, INFERENCE_PRECISION_HINT=f32", "OpenVINO", _openvino("f32"),
                                  devices=("cpu",), own_threads=True))
-    kernels.append(ComputeKernel(f"MatMul {n}x{n}, default precision hint (reference, not fp32)", "OpenVINO",
-                                 _openvino(None), devices=("cpu",), own_threads=True))
+    kernels.append(ComputeKernel(f"MatMul {n}x{n}, its default precision hint", "OpenVINO", _openvino(None),
+                                 devices=("cpu",), own_threads=True))
     return kernels
 
 
@@ -407,7 +410,7 @@ class MachineCeilings:
         if self.peak is not None:
             p = self.peak
             note = (f"{p.clock_mhz:.0f} MHz x {p.fma_units} FMA units x {p.lanes} fp32 lanes x 2 x {p.cores} "
-                    f"core(s); assumed: {p.assumption}; clock: {p.clock_source}")
+                    f"core(s); {p.assumption}; clock: {p.clock_source}")
             frac = self.peak_fraction
             if frac is not None:
                 note += f"; the measured ceiling is {frac:.0%} of it"

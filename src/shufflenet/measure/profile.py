@@ -937,6 +937,10 @@ def _assemble(label: str, size: tuple[int, int, int, int], dev: torch.device, dt
                               ops=counts[k], percent=pct[k]) for k in optypes.BUCKETS]
 
     layers = _layers(ops, rows, types, machine, profiled_sum)
+    unsupported = getattr(cost, "unsupported_ops", None)
+    if unsupported:
+        listed = ", ".join(f"{k} x{v}" for k, v in sorted(unsupported.items()))
+        notes.append(f"FLOPs/MAC are incomplete: ops without a cost rule are not counted ({listed})")
     if unmatched:
         notes.append(f"{unmatched} cost row(s) could not be matched to a measured op; they count in their "
                      "layer's FLOPs/MAC only")

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier
 from shufflenet.models._checks import check_classifier_args, check_float
 from shufflenet.models._registry import PaperRef, register_model

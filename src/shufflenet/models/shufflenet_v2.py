@@ -28,8 +28,8 @@ from torch import nn
 
 from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier, init_official
-from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models._checks import check_bool, check_choice, check_classifier_args
+from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import (
     ChannelShuffle,
     ShuffleImpl,

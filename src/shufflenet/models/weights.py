@@ -34,7 +34,12 @@ import torch
 from torch import nn
 
 from shufflenet._io import atomic_file
-from shufflenet.errors import CheckpointNotFoundError, InvalidCheckpointError, WeightsError, WeightsMismatchError
+from shufflenet.errors import (
+    CheckpointNotFoundError,
+    InvalidCheckpointError,
+    WeightsError,
+    WeightsMismatchError,
+)
 from shufflenet.models._checks import require_module, require_path
 
 FORMAT_TAG = "shufflenet"
@@ -56,9 +61,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
 
     Raises:
         CheckpointNotFoundError: no such file.
-        InvalidCheckpointError: a directory, an empty file, a truncated or corrupted one, a plain Python
-            pickle (refused unread: such a file runs whatever code it names when loaded), or a torch file
-            that references Python globals beyond tensors and containers. Nothing in the file is executed.
+        InvalidCheckpointError: not a checkpoint at all (bad input): a directory, an empty file, a plain
+            Python pickle, or a file whose pickle names callables beyond tensors and containers (refused
+            unread: loading it would run them). Nothing in the file is executed.
+        WeightsError: a truncated or corrupted checkpoint.
     """
     require_path(path, "path", "read_checkpoint")
     path = Path(path)
@@ -80,7 +86,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         try:
             return load_file(str(path))
         except Exception as exc:
-            raise InvalidCheckpointError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from exc
+            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from exc
     _refuse_plain_pickle(path)
     try:
         with warnings.catch_warnings():
@@ -97,40 +103,59 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
                 f"{path}: refused — the file references {what}, which could run code when unpickled "
                 "(read with torch.load(weights_only=True); re-save it as a plain state dict or safetensors)"
             ) from exc
-        raise InvalidCheckpointError(f"{path}: truncated or corrupted checkpoint (not a readable torch file)") from exc
+        operand = re.search(r"Unsupported operand (\d+)", detail)
+        if operand and 0x8C <= int(operand.group(1)) <= 0x98:  # opcodes new in pickle protocols 4 and 5
+            raise InvalidCheckpointError(
+                f"{path}: written with a pickle protocol torch.load(weights_only=True) cannot read (opcode "
+                f"{int(operand.group(1))}); re-save it with torch.save's default protocol") from exc
+        raise WeightsError(f"{path}: truncated or corrupted checkpoint (not a readable torch file)") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError,
             AttributeError, TypeError) as exc:
-        raise InvalidCheckpointError(f"{path}: truncated or corrupted checkpoint ({_first_line(exc)[:160]})") from exc
+        # A damaged file is a failure (exit code 1), like a crashed write; what is not a checkpoint at all is
+        # bad input (InvalidCheckpointError, exit code 2).
+        raise WeightsError(f"{path}: truncated or corrupted checkpoint ({_first_line(exc)[:160]})") from exc
 
 
 # The first pickle of torch's legacy (pre-1.6, non-zip) format is this magic number.
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 # Globals a pickle of plain tensors and containers names; anything else is code the unpickler would call.
-_TENSOR_GLOBAL = re.compile(r"^(torch(\.|$)|collections (OrderedDict|defaultdict)$|builtins (set|frozenset|"
-                            r"slice|complex|bytearray)$|_codecs encode$|numpy(\.|\s))")
+_TENSOR_GLOBAL = re.compile(r"^(torch[. ]|collections (OrderedDict|defaultdict)$|builtins (set|frozenset|"
+                            r"slice|complex|bytearray)$|_codecs encode$|numpy[. ])")
 
 
 def _refuse_plain_pickle(path: Path) -> None:
-    """Refuse a file that is a plain Python pickle (not a torch zip file, not torch's legacy format),
-    naming the callables it would run; the opcodes are only read (``pickletools.genops``), never run."""
-    with path.open("rb") as f:
-        if f.read(2) == b"PK":  # a zip: torch >= 1.6 (its weights-only reader checks the pickle inside)
+    """Refuse, before torch reads it, a file whose pickle would run code (naming what it would call), and a
+    plain Python pickle (neither a torch zip file nor torch's legacy format). The pickle opcodes are only
+    read (``pickletools.genops``), never executed."""
+    try:
+        if zipfile.is_zipfile(path):  # torch >= 1.6: the pickle is ARCHIVE/data.pkl, tensors lie beside it
+            with zipfile.ZipFile(path) as zf:
+                member = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                if member is None:
+                    return
+                with zf.open(member) as f:
+                    names, _ = _pickle_globals(f)
+            _refuse_code(path, names, "a torch file whose pickle")
             return
-        f.seek(0)
-        try:
+        with path.open("rb") as f:
             names, first_int = _pickle_globals(f)
-        except Exception:  # noqa: BLE001 - not a well-formed pickle: torch.load will say it is corrupted
-            return
+    except InvalidCheckpointError:
+        raise
+    except Exception:  # noqa: BLE001 - not a well-formed pickle: torch.load will say it is corrupted
+        return
     if first_int == _TORCH_LEGACY_MAGIC and not names:
         return  # torch's legacy format: its own weights-only reader handles (and checks) the rest
-    unsafe = [n.replace(" ", ".") for n in names if not _TENSOR_GLOBAL.match(n)]
-    if unsafe:
-        shown = ", ".join(sorted(set(unsafe))[:3])
-        raise InvalidCheckpointError(
-            f"{path}: refused — a plain Python pickle that would run code when loaded (it calls {shown}); "
-            "it was not loaded. Save weights with torch.save(model.state_dict()) or as safetensors")
+    _refuse_code(path, names, "a plain Python pickle that")
     raise InvalidCheckpointError(
         f"{path}: a plain Python pickle, not a torch checkpoint (save it with torch.save or as safetensors)")
+
+
+def _refuse_code(path: Path, names: list[str], what: str) -> None:
+    unsafe = sorted({n.replace(" ", ".") for n in names if not _TENSOR_GLOBAL.match(n)})
+    if unsafe:
+        raise InvalidCheckpointError(
+            f"{path}: refused — {what} would run code when loaded (it calls {', '.join(unsafe[:3])}); it was "
+            "not loaded. Save weights with torch.save(model.state_dict()) or as safetensors")
 
 
 def _pickle_globals(f: Any) -> tuple[list[str], int | None]:
