@@ -404,7 +404,7 @@ def test_help_is_for_users_without_rst_and_shows_defaults(capsys) -> None:
         assert "``" not in text and ":class:" not in text, name
     train_help = " ".join(sub.choices["train"].format_help().split())
     assert "--epochs EPOCHS default: 30" in train_help
-    assert "--num-classes N classifier outputs (default: the dataset's class count)" in train_help
+    assert "--num-classes N classifier outputs, equal to the dataset's class count (default: that count)" in train_help
     assert "(default: 1000)" in " ".join(sub.choices["cost"].format_help().split())
     assert "(default: 1000)" not in sub.choices["eval"].format_help()
     assert "--by {layer,op,stage} grouping of the rows (default: layer)" in " ".join(

@@ -312,7 +312,7 @@ def test_compute_ceiling_is_the_best_kernel(small_machine) -> None:
     assert c.compute_kernel == "fake: fast" and c.matmul_gflops == rates["fast"].gflops
     assert c.matmul_gmadds == pytest.approx(rates["fast"].gflops / 2)
     assert c.compute_fraction(rates["fast"].gflops / 4) == pytest.approx(0.5)
-    from shufflenet.measure.profile import ridge_point
+    from shufflenet.measure.roofline import ridge_point
 
     assert ridge_point(c) == pytest.approx(rates["fast"].gflops / 2 / c.copy_gb_per_s)
     assert machine_mod.best_kernel(c.kernels) is rates["fast"]

@@ -18,18 +18,12 @@ from shufflenet.cost.report import LayerCost
 from shufflenet.errors import ShuffleNetError
 from shufflenet.measure import optypes
 from shufflenet.measure.machine import MachineCeilings
-from shufflenet.measure.profile import (
-    ProfileReport,
-    _assemble,
-    _central_forwards,
-    _corrected,
-    _Forwards,
-    _Top,
-    profile,
-    ridge_point,
-    roofline_bound,
-)
+from shufflenet.measure.profile import ProfileReport, profile
+from shufflenet.measure.profile_assembly import assemble, central_forwards, corrected_times
+from shufflenet.measure.profiler_passes import Forwards, TopOp
+from shufflenet.measure.roofline import ridge_point, roofline_bound
 from shufflenet.models.layers import ChannelShuffle, channel_shuffle
+from shufflenet.render import render
 from shufflenet.models.shufflenet_v2 import ShuffleSplit
 
 OT = optypes
@@ -165,8 +159,8 @@ def test_roofline_verdict_on_synthetic_numbers() -> None:
 
 
 def test_overhead_correction_and_coverage_arithmetic() -> None:
-    tops = [_Top("aten::conv2d", "conv", ["conv2d", "convolution", "mkldnn_convolution"], 4),
-            _Top("aten::relu_", "act", ["relu_"], 4)]
+    tops = [TopOp("aten::conv2d", "conv", ["conv2d", "convolution", "mkldnn_convolution"], 4),
+            TopOp("aten::relu_", "act", ["relu_"], 4)]
     rows = [LayerCost("conv", "convolution", "conv", "Conv2d", 36, 1000, 200, 800, (1, 4, 4, 4)),
             LayerCost("act", "relu_", "act", "ReLU", 0, 0, 128, 512, (1, 4, 4, 4))]
     cost = SimpleNamespace(layers=rows, flops=1000, mac=328, mac_bytes=1312)
@@ -174,15 +168,15 @@ def test_overhead_correction_and_coverage_arithmetic() -> None:
     # Four forwards (us); the last one was interrupted and falls outside the central half.
     # Five forwards (us). The fourth was slow and falls outside the central half; in the fifth the thread
     # lost the CPU to another process (CPU time / wall 0.5): it is not used at all.
-    fw = _Forwards(["aten::conv2d", "aten::relu_"],
+    fw = Forwards(["aten::conv2d", "aten::relu_"],
                    times=[[100.0, 10.0], [104.0, 10.0], [102.0, 12.0], [500.0, 10.0], [90.0, 5.0]],
                    nested=[[2, 0]] * 5, walls=[130.0, 134.0, 134.0, 530.0, 100.0],
                    cpu_ratio=[1.0, 0.99, 1.0, 1.0, 0.5], copy_times=[[0.0, 0.0]] * 5, copy_events=[[0, 0]] * 5)
     eps_s = 1e-6
     measurement = SimpleNamespace(median_s=120e-6, noisy=False, iqr_s=1e-6)
-    r = _assemble("net", (1, 3, 4, 4), torch.device("cpu"), torch.float32, 1, 5, 1, tops, types, {}, cost,
+    r = assemble("net", (1, 3, 4, 4), torch.device("cpu"), torch.float32, 1, 5, 1, tops, types, {}, cost,
                   fw, eps_s, measurement, ceilings(), "given")
-    assert _central_forwards([1.0, 2.0, 3.0, 100.0]) == [1, 2]
+    assert central_forwards([1.0, 2.0, 3.0, 100.0]) == [1, 2]
     assert r.kept_forwards == [1, 2]
     conv, relu = r.ops
     # Kept forwards 1 and 2: conv (104 - 2, 102 - 2) -> 101 us; relu 11 us (no nested events).
@@ -201,11 +195,11 @@ def test_overhead_correction_and_coverage_arithmetic() -> None:
 
 def test_nested_copy_split_arithmetic() -> None:
     """A conv (6 nested events) whose input copy (contiguous + clone + copy_) took 30 of its 100 us."""
-    fw = _Forwards(["aten::conv2d"], times=[[100.0]], nested=[[6]], walls=[110.0], cpu_ratio=[1.0],
+    fw = Forwards(["aten::conv2d"], times=[[100.0]], nested=[[6]], walls=[110.0], cpu_ratio=[1.0],
                    copy_times=[[30.0]], copy_events=[[3]])
-    main, copy_ = _corrected(fw, 0, [True], 1.0)
+    main, copy_ = corrected_times(fw, 0, [True], 1.0)
     assert (main, copy_) == (66.0, 28.0)  # 100 - 30 - 4 x 1 and 30 - 2 x 1
-    assert main + copy_ == _corrected(fw, 0, [False], 1.0)[0] == 94.0
+    assert main + copy_ == corrected_times(fw, 0, [False], 1.0)[0] == 94.0
 
 
 # --- a real (tiny) profile ---------------------------------------------------------------------------
@@ -282,12 +276,18 @@ def test_png_written(tiny_report: ProfileReport, tmp_path) -> None:
 
 
 def test_png_without_matplotlib(tiny_report: ProfileReport, tmp_path, monkeypatch) -> None:
-    from shufflenet.measure.plots import plot_breakdown
+    """matplotlib is optional: no PNG and a note in the result, never a failure."""
+    from shufflenet.measure.plots import breakdown_figure, plot_breakdown
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ShuffleNetError, match="matplotlib"):
-        plot_breakdown(tiny_report, tmp_path / "x.png")
+    monkeypatch.setattr(tiny_report, "notes", list(tiny_report.notes))
+    assert plot_breakdown(tiny_report, tmp_path / "x.png") is None
     assert not (tmp_path / "x.png").exists()
+    assert any("matplotlib is not installed" in n and "x.png" in n for n in tiny_report.notes)
+    html = render(tiny_report, "html")  # the figure becomes a note there too
+    assert "matplotlib is not installed" in html and "data:image/png" not in html
+    with pytest.raises(ShuffleNetError, match="matplotlib"):  # asked for a matplotlib Figure itself
+        breakdown_figure(tiny_report)
 
 
 # --- CLI -----------------------------------------------------------------------------------------------

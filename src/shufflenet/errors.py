@@ -45,3 +45,10 @@ class WrongTypeError(UserInputError, TypeError):
 class WeightsMismatchError(WeightsError, UserInputError):
     """A readable checkpoint does not fit the model it is loaded into (keys or shapes): bad input, since the
     caller chose the pair (often the wrong ``layout``); exit code 2, still a :class:`WeightsError`."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name when the message is empty: the detail a
+    one-line error message quotes from an exception raised by torch or another library."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -35,6 +35,9 @@ MAC = ("MAC = elements read + written by each op (the paper's Sec. 2, G1), weigh
        "each input occurrence read once")
 DEPLOY = "deploy: BN folded into the producing conv/linear, activations on its output fused"
 SPEED = "speed: median over timed rounds; spread = interquartile range (IQR) relative to the median"
+GMADDS = ("GMAdd/s = achieved 10^9 multiply-adds per second (= GFLOP/s / 2 when a multiply-add counts "
+          "as 2 FLOPs)")
+MAC_RATE = "GB/s = MAC bytes (elements read + written x bytes per element) per second"
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def parse_model_args(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 _NUM_CLASSES_HELP = {
-    "train": "classifier outputs (default: the dataset's class count)",
+    "train": "classifier outputs, equal to the dataset's class count (default: that count)",
     "eval": "classifier outputs (default: what the checkpoint stores or its weights show)",
     "predict": "classifier outputs (default: what the checkpoint stores or its weights show)",
 }

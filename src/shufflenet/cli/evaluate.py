@@ -34,10 +34,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML/YAML/JSON file of EvalConfig keys ([eval] section)")
     p.add_argument("--data", dest="dataset", choices=("fashion-mnist", "imagefolder", "synthetic"), default=S,
                    help="dataset (default: the checkpoint's; else fashion-mnist)")
-    p.add_argument("--data-dir", default=S, metavar="DIR")
-    p.add_argument("--download", action="store_true", default=S)
+    p.add_argument("--data-dir", default=S, metavar="DIR",
+                   help="Fashion-MNIST idx files, or an ImageFolder root with val/ (and train/)")
+    p.add_argument("--download", action="store_true", default=S,
+                   help="allow torchvision to download Fashion-MNIST when it is not found")
     p.add_argument("--split", choices=("val", "train"), default=S, help="val (Fashion-MNIST: test set) or train")
-    p.add_argument("--image-size", type=int_arg(None, MAX_SIDE), default=S, metavar="PIXELS")
+    p.add_argument("--image-size", type=int_arg(None, MAX_SIDE), default=S, metavar="PIXELS",
+                   help="input side (default: the checkpoint's preprocessing)")
     p.add_argument("--input-convention", choices=("auto", "torchvision", "official"), default=S)
     p.add_argument("--limit", type=int_arg(None), default=S, metavar="N", help="evaluate the first N images only")
     p.add_argument("--synthetic-val", type=int_arg(1, 1 << 24), default=S, metavar="N", help="synthetic images")
@@ -50,7 +53,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--channels-last", action="store_true", default=S)
     p.add_argument("--confusion", dest="confusion_png", metavar="PNG", default=S,
                    help="confusion matrix PNG path (default: confusion_matrix.png beside the checkpoint)")
-    p.add_argument("--no-confusion", dest="confusion_png", action="store_const", const=None, default=S)
+    p.add_argument("--no-confusion", dest="confusion_png", action="store_const", const=None, default=S,
+                   help="write no confusion matrix PNG")
     add_model_args(p)
     add_output_args(p)
     p.set_defaults(func=run)

@@ -122,7 +122,8 @@ def _document_config_defaults(p: argparse.ArgumentParser, config_name: str) -> N
                 or isinstance(value, bool) or action.help == argparse.SUPPRESS
                 or "default" in (action.help or "").lower()):
             continue
-        action.help = f"{action.help} (default: {value})" if action.help else f"default: {value}"
+        shown = str(value).replace("%", "%%")
+        action.help = f"{action.help} (default: {shown})" if action.help else f"default: {shown}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
             _add_global_flags(p, argparse.SUPPRESS)
         if name in CONFIG_DEFAULTS:
             _document_config_defaults(p, CONFIG_DEFAULTS[name])
+        for action in p._actions:  # argparse shows nothing for an option without help, not even its default
+            if action.help is None and action.nargs != 0 and action.option_strings and not isinstance(
+                    action.default, bool) and action.default not in (None, argparse.SUPPRESS):
+                action.help = "default: %(default)s"
     return parser
 
 

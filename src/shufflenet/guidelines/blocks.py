@@ -1,4 +1,4 @@
-"""The benchmark networks of the guideline experiments (paper Tables 1-4, paper.md §2-§5).
+"""The benchmark networks of the guideline experiments (paper Sec. 2, Tables 1-4).
 
 Choices the paper leaves open, stated once here:
 
@@ -9,7 +9,7 @@ Choices the paper leaves open, stated once here:
 - **The ResNet bottleneck (Table 4)** is torchvision's ``Bottleneck`` without BN: conv1x1 -> ReLU ->
   conv3x3 -> ReLU -> conv1x1 -> (+ identity) -> ReLU, in-place ReLUs and an in-place add as torchvision
   writes them. BN is left out because at inference it folds into the preceding convolution (the paper
-  ran with "all optimisations on", §0), and keeping it would add an element-wise op that the experiment
+  ran with "all optimisations on", Sec. 2), and keeping it would add an element-wise op that the experiment
   does not vary. Removing the ReLU removes all three ReLUs; removing the shortcut removes the add.
 
 All nets keep input and output widths equal, so the blocks stack; every conv is ``bias=False``.

@@ -1,10 +1,11 @@
-"""Run the G1-G4 experiments: FLOPs and MAC from the cost engine, speed from the measurement core.
+"""Run the guideline experiments: FLOPs and MAC from the cost engine, speed from the measurement core.
 
-Protocol (choices the paper leaves open are stated; paper.md §0):
+Protocol (choices the paper leaves open are stated; the paper's speed protocol is that of Sec. 2):
 
-- **Batch.** The paper does not state the micro-benchmarks' batch size (paper.md §0, caveat 1). Default:
-  **1 on CPU** (its one-thread ARM setting, as in Fig. 1 / Table 8) and **8 on CUDA** (its GPU setting),
-  with ``cudnn.benchmark`` on there as in the paper. ``batch`` overrides both.
+- **Batch.** The paper does not state the micro-benchmarks' batch size (Sec. 2 gives batch sizes only for
+  the whole networks of Fig. 1 / Table 8). Default: **1 on CPU** (its one-thread ARM setting, as in
+  Fig. 1 / Table 8) and **8 on CUDA** (its GPU setting), with ``cudnn.benchmark`` on there as in the
+  paper. ``batch`` overrides both.
 - **Threads.** ``None`` keeps the measurement core's default: 1 thread on CPU (the paper's ARM setting).
 - **Channel set.** The paper's ARM channels on CPU and its GPU channels on CUDA by default (each set was
   measured on that kind of platform); ``channels="gpu"|"arm"`` chooses either.
@@ -17,8 +18,12 @@ Protocol (choices the paper leaves open are stated; paper.md §0):
   (:mod:`shufflenet.guidelines.verdicts`). Quick: 15 rounds of >= 0.1 s; full: 21 rounds of >= 0.15 s.
   Many short rounds beat few long ones on a shared machine: pairing is tighter in time, and the standard
   error of the median ratio falls with the square root of the number of rounds.
-- **Cost.** FLOPs (multiply-adds) and MAC (elements read + written, paper Sec. 2) of every row are counted
-  per image (batch 1) by :func:`shufflenet.cost.count_cost` in ``paper`` mode.
+- **Cost.** FLOPs (multiply-adds) and MAC (elements read + written, paper Sec. 2, G1) of every row are
+  counted per image (batch 1) by :func:`shufflenet.cost.count_cost` in ``paper`` mode.
+
+Every guideline registered in :mod:`shufflenet.guidelines.registry` can be run; the results follow the
+result contract of :mod:`shufflenet.result` (``to_dict``, ``tables``, ``figures``, ``conventions``), so
+:func:`shufflenet.render.render` writes them as a terminal table, CSV, JSON, Markdown or HTML.
 """
 
 from __future__ import annotations
@@ -42,9 +47,13 @@ from shufflenet.guidelines.experiments import (
     column_rows,
     describe_choices,
 )
-from shufflenet.guidelines.paper_tables import ARM_UNIT, GPU_UNIT, MULTIPLIERS, TABLES, PaperTable
+from shufflenet.guidelines.judging import MIN_BAND
+from shufflenet.guidelines.paper_tables import ARM_UNIT, GPU_UNIT, MULTIPLIERS, PaperTable
+from shufflenet.guidelines.plots import table_chart
+from shufflenet.guidelines.registry import choices_text, get_guideline
 from shufflenet.guidelines.verdicts import Verdict, compare, judge, median, relative_iqr
 from shufflenet.measure.options import resolve_device, resolve_threads
+from shufflenet.result import FLOPS, MAC, SPEED, Column, Figure, ResultBase, Table
 
 QUICK_ROUNDS, QUICK_MIN_RUN_TIME = 15, 0.1
 FULL_ROUNDS, FULL_MIN_RUN_TIME = 21, 0.15
@@ -53,16 +62,21 @@ WARMUP, WARMUP_MAX_S = 1, 0.2  # before later rounds (caches refilled after the 
 NOISY = 0.10
 
 CONVENTIONS = [
-    "FLOPs = multiply-adds of conv layers per image (paper convention, V2 footnote 1)",
-    "MAC = memory access cost per image at batch 1: elements read + written per op, weights included "
-    "(paper Sec. 2)",
-    "our speed = images/s (batch / median latency), median over interleaved rounds; spread = IQR over "
-    "rounds / median; rel = speed relative to the column's first row (median of per-round ratios)",
+    FLOPS,
+    MAC,
+    SPEED,
+    "here: FLOPs and MAC per image (batch 1); our speed = images/s (batch / median latency) over interleaved "
+    "rounds, spread over rounds; rel = speed relative to the column's first row (median of per-round ratios)",
     f"paper GPU speeds in {GPU_UNIT} (GTX 1080Ti), paper ARM speeds in {ARM_UNIT} (Snapdragon 810, 1 thread)",
 ]
+VERDICTS_TITLE = (f"Verdicts (noise-aware; differences within the measured spread or under {MIN_BAND:.0%} are "
+                  "'inconclusive')")
 
 Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
 Timer = Callable[..., Any]
+
+# the columns of one table row as shown (text, Markdown, HTML) and written (CSV, under these keys)
+ROW_UNITS = {"paper_gpu": GPU_UNIT, "paper_arm": ARM_UNIT}
 
 
 @dataclass(frozen=True)
@@ -149,22 +163,53 @@ class RowResult:
         return d
 
 
+def _row_table(title: str, rows: list[dict[str, Any]], notes: Iterable[str], key: str) -> Table:
+    return Table.from_rows(title, rows, units=ROW_UNITS, notes=notes, key=key)
+
+
 @dataclass
-class TableResult:
-    """One guideline table: its rows (all columns run) and the verdict."""
+class TableResult(ResultBase):
+    """One guideline table: its rows (all columns run) and the verdict.
+
+    A result of its own (:mod:`shufflenet.result`): one table (the rows, the verdict line and the
+    deviations as notes), one figure (the bar chart of :mod:`shufflenet.guidelines.plots`).
+    ``device`` names where it ran (the chart's legend says "ours (cpu)").
+    """
 
     guideline: str
     table: PaperTable
     channels: str
     rows: list[RowResult]
     verdict: Verdict | None = None
+    device: str = ""
 
     @property
     def multipliers(self) -> list[int]:
         return sorted({r.spec.multiplier for r in self.rows})
 
+    @property
+    def name(self) -> str:
+        return self.guideline.upper()
+
+    @property
+    def title(self) -> str:
+        """``G1 — paper Table 1: Equal channel width minimises MAC (10 blocks, 56x56; claim: ...)``."""
+        spec = self.rows[0].spec if self.rows else None
+        depth, hw = (spec.depth, spec.hw) if spec else (get_guideline(self.guideline).depth,
+                                                         get_guideline(self.guideline).hw)
+        return (f"{self.name} — paper Table {self.table.number}: {self.table.title} "
+                f"({depth} blocks, {hw}x{hw}; claim: {self.table.claim})")
+
     def column(self, multiplier: int) -> list[RowResult]:
         return [r for r in self.rows if r.spec.multiplier == multiplier]
+
+    def headline(self) -> str:
+        """The verdict's one-sentence headline (the paper's effect, ours, the status)."""
+        return self.verdict.headline() if self.verdict else f"{self.name}: not judged"
+
+    def notes(self) -> list[str]:
+        """The deviations from the paper of this table's rows, each once."""
+        return sorted({n for r in self.rows for n in r.spec.notes})
 
     def display_rows(self) -> list[dict[str, Any]]:
         """Flat rows for the text table and CSV: ours beside the paper's, relative to the first row."""
@@ -184,35 +229,137 @@ class TableResult:
                 })
         return out
 
+    # -- the result contract ------------------------------------------------------------------------------
+
+    def tables(self) -> list[Table]:
+        rows = [{k: v for k, v in r.items() if k != "guideline"} for r in self.display_rows()]
+        notes = ([self.verdict.line()] if self.verdict else []) + self.notes()
+        return [_row_table(self.title, rows, notes, self.guideline)]
+
+    def figure(self, platform: str | None = None) -> Figure:
+        """The bar chart of this table (drawn when a renderer asks); ``platform`` defaults to the device."""
+        if platform is None:
+            platform = f" ({self.device})" if self.device else ""
+        return table_chart(self, platform)
+
+    def figures(self) -> list[Figure]:
+        return [self.figure()] if self.rows else []
+
+    def conventions(self) -> list[str]:
+        return list(CONVENTIONS)
+
     def to_dict(self) -> dict[str, Any]:
         return {"guideline": self.guideline, "table": self.table.number, "channels": self.channels,
                 "paper": self.table.to_dict(), "rows": [r.to_dict() for r in self.rows],
                 "verdict": self.verdict.to_dict() if self.verdict else None}
 
 
+class TableResults(list):
+    """:attr:`GuidelinesResult.tables`: the list of per-guideline :class:`TableResult` (as before the
+    result contract), which, called, gives the contract's tables: ``result.tables()``.
+
+    Transitional: iterate :attr:`GuidelinesResult.results` for the per-guideline results; the plain list
+    behaviour stays until every caller does.
+    """
+
+    def __init__(self, items: Iterable[TableResult], owner: GuidelinesResult) -> None:
+        super().__init__(items)
+        self._owner = owner
+
+    def __call__(self) -> list[Table]:
+        return self._owner.contract_tables()
+
+
 @dataclass
-class GuidelinesResult:
-    """Everything one run produced (JSON-ready via :meth:`to_dict`)."""
+class GuidelinesResult(ResultBase):
+    """Everything one run produced: ``results`` = one :class:`TableResult` per guideline, in run order.
+
+    Follows the result contract (:mod:`shufflenet.result`): ``to_dict()`` (JSON-ready), ``tables()`` (the
+    rows of every table, as CSV writes them, then the verdicts), ``figures()`` (one bar chart per
+    guideline) and ``conventions()``.
+    """
 
     options: RunOptions
-    tables: list[TableResult]
+    results: list[TableResult]
     env: dict[str, Any]
     wall_s: float
 
     @property
+    def tables(self) -> TableResults:  # type: ignore[override]
+        """The per-guideline results as a list; ``result.tables()`` is the contract's tables."""
+        return TableResults(self.results, self)
+
+    @property
     def verdicts(self) -> list[Verdict]:
-        return [t.verdict for t in self.tables if t.verdict is not None]
+        return [t.verdict for t in self.results if t.verdict is not None]
 
     def verdict_lines(self) -> list[str]:
         return [v.line() for v in self.verdicts]
 
+    def headlines(self) -> list[str]:
+        """One sentence per guideline: the paper's effect, ours, the status (:meth:`Verdict.headline`)."""
+        return [v.headline() for v in self.verdicts]
+
+    def result(self, key: str) -> TableResult:
+        """The result of one guideline (``"g2"``)."""
+        k = str(key).strip().lower()
+        for t in self.results:
+            if t.guideline == k:
+                return t
+        raise KeyError(f"guideline {key!r} was not run (ran: {', '.join(t.guideline for t in self.results)})")
+
     def rows(self) -> list[dict[str, Any]]:
-        return [r for t in self.tables for r in t.display_rows()]
+        return [r for t in self.results for r in t.display_rows()]
+
+    def notes(self) -> list[str]:
+        return sorted({n for t in self.results for n in t.notes()})
+
+    def title(self) -> str:
+        """The run in one line: where, how, how long (the first line of the text output)."""
+        o, env = self.options, self.env
+        where = env.get("gpu_name") or env.get("cpu_model") or o.device
+        names = ", ".join(f"{t.name} (Table {t.table.number})" for t in self.results) or "none"
+        return (f"shufflenet guidelines: {names} on {where} ({o.device}, batch {o.batch}, "
+                f"threads {env.get('threads', o.threads)}, {(o.channels or '').upper()} channel set, "
+                f"{o.rounds} rounds x >= {o.min_run_time:g} s, {'quick' if o.quick else 'full'}; "
+                f"{self.wall_s:.0f} s)")
+
+    def verdict_rows(self) -> list[dict[str, Any]]:
+        """One row per guideline: status and effects here and in the paper's GPU and ARM data."""
+        out = []
+        for t in self.results:
+            v = t.verdict
+            if v is None:
+                continue
+            out.append({"guideline": v.name, "table": t.table.number, "claim": v.claim, "status": v.status,
+                        "here": ", ".join(c.effect_str for c in v.columns),
+                        "paper_gpu": ", ".join(c.effect_str for c in v.paper_gpu),
+                        "paper_gpu_status": v.paper_gpu_status,
+                        "paper_arm": ", ".join(c.effect_str for c in v.paper_arm),
+                        "paper_arm_status": v.paper_arm_status})
+        return out
+
+    # -- the result contract ------------------------------------------------------------------------------
+
+    def contract_tables(self) -> list[Table]:
+        """The contract's ``tables()``: every row (the CSV), then the verdicts (their lines as notes)."""
+        rows = _row_table(self.title(), self.rows(), self.notes(), "rows")
+        verdicts = Table.from_rows(VERDICTS_TITLE, self.verdict_rows(), notes=self.verdict_lines(),
+                                   labels={"paper_gpu": "paper GPU", "paper_gpu_status": "GPU status",
+                                           "paper_arm": "paper ARM", "paper_arm_status": "ARM status"},
+                                   key="verdicts")
+        return [rows, verdicts]
+
+    def figures(self) -> list[Figure]:
+        return [f for t in self.results for f in t.figures()]
+
+    def conventions(self) -> list[str]:
+        return list(CONVENTIONS)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conventions": CONVENTIONS, "choices": describe_choices(), "options": self.options.to_dict(),
-                "env": self.env, "wall_s": self.wall_s, "tables": [t.to_dict() for t in self.tables],
-                "verdicts": self.verdict_lines()}
+        return {"conventions": self.conventions(), "choices": describe_choices(), "options": self.options.to_dict(),
+                "env": self.env, "wall_s": self.wall_s, "tables": [t.to_dict() for t in self.results],
+                "verdicts": self.verdict_lines(), "headlines": self.headlines()}
 
 
 def _default_timer() -> Timer:
@@ -229,7 +376,7 @@ def check_guidelines(which: Sequence[str] | str) -> list[str]:
     """``"all"``, ``"g2"`` or a list of them -> the guideline keys in order, validated."""
     items = [which] if isinstance(which, str) else list(which)
     if not items:
-        raise UserInputError("no guideline given: choose g1, g2, g3, g4 or all")
+        raise UserInputError(f"no guideline given: choose {choices_text()}")
     keys: list[str] = []
     for item in items:
         if str(item).strip().lower() == "all":
@@ -269,7 +416,8 @@ def run_guidelines(which: Sequence[str] | str = "all", options: RunOptions | Non
 
     plan = [(k, m, column_rows(k, opts.channels or "arm", m)) for k in keys for m in opts.multipliers]
     total = sum(len(rows) for _, _, rows in plan) * opts.rounds
-    results: dict[str, TableResult] = {k: TableResult(k, TABLES[k], opts.channels or "arm", []) for k in keys}
+    results: dict[str, TableResult] = {k: TableResult(k, get_guideline(k).table, opts.channels or "arm", [],
+                                                      device=opts.device) for k in keys}
     env: dict[str, Any] = {}
 
     def steps() -> Iterable[tuple[str, int, int, int, list[RowResult], list[torch.nn.Module]]]:

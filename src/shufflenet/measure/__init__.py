@@ -1,4 +1,4 @@
-"""Speed on this machine, the paper's direct metric (Sec. 2; protocol in paper.md §0).
+"""Speed on this machine, the paper's direct metric (its protocol: Sec. 2 and the captions of Fig. 1 / Table 8).
 
 - :func:`measure` times a model with :class:`torch.utils.benchmark.Timer` -> :class:`Measurement`.
 - :func:`capture_environment` records where a result was measured.
@@ -6,6 +6,11 @@
   bandwidth (cached).
 - :func:`run_bench` / :func:`run_suite`: model x batch rows and the paper's Fig. 1 / App. Table 1(b) suites.
 - :func:`profile`: where the time goes, per layer and per op type (the paper's Fig. 2 buckets).
+- :func:`ridge_point` / :func:`roofline_bound`: the roofline verdict against the machine's ceilings.
+
+Every result here (:class:`Measurement`, :class:`BenchResult`, :class:`ProfileReport`, :class:`SuiteResult`,
+:class:`MachineCeilings`) follows the result contract of :mod:`shufflenet.result`, so
+:func:`shufflenet.render.render` shows any of them as a table, CSV, JSON, Markdown or HTML.
 """
 
 import logging
@@ -18,6 +23,7 @@ from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow, ModelS
 from shufflenet.measure.env import capture_environment  # noqa: E402
 from shufflenet.measure.machine import MachineCeilings, load_machine, measure_machine  # noqa: E402
 from shufflenet.measure.profile import ProfileReport, profile  # noqa: E402
+from shufflenet.measure.roofline import ridge_point, roofline_bound  # noqa: E402
 from shufflenet.measure.suites import SUITES, SuiteResult, run_suite  # noqa: E402
 from shufflenet.measure.timing import Measurement, TimeStats, is_noisy, measure, summarize_times  # noqa: E402
 
@@ -39,6 +45,8 @@ __all__ = [
     "measure_machine",
     "profile",
     "registry_spec",
+    "ridge_point",
+    "roofline_bound",
     "run_bench",
     "run_suite",
     "summarize_times",

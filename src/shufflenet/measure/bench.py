@@ -16,33 +16,31 @@ from typing import Any
 import torch
 from torch import nn
 
+from shufflenet.environment import capture_environment
 from shufflenet.errors import UserInputError
-from shufflenet.measure.env import capture_environment
 from shufflenet.measure.machine import MachineCeilings
 from shufflenet.measure.options import (
+    cannot_run,
     check_batches,
+    check_image_size,
     resolve_device,
     resolve_dtype,
     resolve_threads,
 )
 from shufflenet.measure.timing import (
+    CLOCK,
     DEFAULT_MIN_RUN_TIME,
     DEFAULT_WARMUP,
+    LATENCY,
     Measurement,
     measure,
     resolve_clock,
 )
+from shufflenet.result import FLOPS, GMADDS, MAC, MAC_RATE, ResultBase, Table
 
-CONVENTIONS = [
-    "FLOPs = multiply-adds of conv + FC (paper convention, V2 footnote 1), counted at batch 1 x batch",
-    "GMAdd/s = achieved 10^9 multiply-adds per second (= GFLOP/s / 2 when a multiply-add counts as 2 FLOPs)",
-    "MAC = memory access cost, elements read + written per op, weights included (paper Sec. 2); "
-    "GB/s = MAC bytes per second",
-    "latency = median of timed blocks (torch.utils.benchmark, after warm-up); IQR = interquartile range; "
-    "noisy = IQR > 10% of the median",
-    "clock: CPU with 1 thread = the thread's CPU time (equals wall time on an idle machine, ignores time "
-    "taken by other processes); otherwise wall time",
-]
+PER_BATCH = ("FLOPs and MAC are per batch: FLOPs = batch x those at batch 1; MAC counted at that batch "
+             "(the weights are read once)")
+CONVENTIONS = [FLOPS, PER_BATCH, GMADDS, MAC, MAC_RATE, LATENCY, CLOCK]
 QUICK_MIN_RUN_TIME = 0.5
 QUICK_WARMUP = 3
 
@@ -50,7 +48,7 @@ Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
 
 
 def default_batches(device: str | torch.device) -> list[int]:
-    """The paper's settings (§0): batch 1 on the CPU/ARM side, batch 8 on the GPU."""
+    """The paper's settings (Sec. 2, Table 8): batch 1 on the CPU/ARM side, batch 8 on the GPU."""
     return [8] if torch.device(device).type == "cuda" else [1]
 
 
@@ -113,9 +111,7 @@ def registry_spec(name: str, image_size: int | Sequence[int] | None = None, **kw
 
     if image_size is None:
         image_size = 224 if name.startswith(TORCHVISION_PREFIX) else get_entry(name).input_size
-    size = (3, image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 3:
-        raise UserInputError(f"per-image input size must be C, H, W; got {size}")
+    size = check_image_size((3, image_size, image_size) if isinstance(image_size, int) else image_size)
     if not name.startswith(TORCHVISION_PREFIX):
         get_entry(name)
     return ModelSpec(name=name, build=lambda: create_model(name, **kwargs),
@@ -184,6 +180,12 @@ class BenchRow:
         return d
 
 
+# The columns of the table (keys of BenchRow.row()): label and unit.
+COLUMNS = {
+    "mflops": ("MFLOPs", ""), "mmac": ("MMAC", ""), "latency_ms": ("latency", "ms"), "iqr_ms": ("IQR", "ms"),
+    "images_per_s": ("images/s", ""), "batches_per_s": ("batches/s", ""), "gmadds_per_s": ("GMAdd/s", ""),
+    "mac_gb_per_s": ("MAC GB/s", ""), "compute_pct": ("compute", "%"), "bandwidth_pct": ("copy BW", "%"),
+}
 TABLE_HEADERS = {
     "model": "model", "input": "input", "batch": "batch", "mflops": "MFLOPs", "mmac": "MMAC",
     "latency_ms": "latency ms", "iqr_ms": "IQR ms", "images_per_s": "images/s", "batches_per_s": "batches/s",
@@ -193,33 +195,45 @@ TABLE_HEADERS = {
 
 
 @dataclass
-class BenchResult:
+class BenchResult(ResultBase):
     """Rows of a ``shufflenet bench`` run, its options, environment and (if known) the machine ceilings."""
 
     rows: list[BenchRow]
     options: BenchOptions
     env: dict[str, Any]
     machine: MachineCeilings | None = None
-    conventions: list[str] = field(default_factory=lambda: list(CONVENTIONS))
+
+    def conventions(self) -> list[str]:
+        return list(CONVENTIONS)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conventions": self.conventions, "options": self.options.to_dict(), "env": self.env,
+        return {"conventions": self.conventions(), "options": self.options.to_dict(), "env": self.env,
                 "machine": self.machine.to_dict() if self.machine else None,
                 "rows": [r.to_dict() for r in self.rows]}
 
-    def table_rows(self) -> list[dict[str, Any]]:
-        return [{TABLE_HEADERS.get(k, k): v for k, v in r.row().items()} for r in self.rows]
-
-    def header(self) -> str:
+    def title(self) -> str:
         e = self.env
         where = e.get("gpu_name") or e.get("cpu_model")
         return (f"shufflenet bench on {where}, {e.get('device')}, {e.get('threads')} thread(s), "
                 f"{e.get('dtype')}, {e.get('memory_format')}, torch {e.get('torch')}"
-                + (" (quick)" if self.options.quick else "")
-                + "\n" + "\n".join(f"  {c}" for c in self.conventions))
+                + (" (quick)" if self.options.quick else ""))
 
-    def footer(self) -> list[str]:
-        """Lines to print under the table: ceilings, a noisy-run hint, measurement notes."""
+    def tables(self) -> list[Table]:
+        """One table: the rows of the CSV output (:meth:`csv_rows`), with the footer's lines as notes."""
+        return [Table.from_rows(self.title(), self.csv_rows(), units={k: u for k, (_, u) in COLUMNS.items()},
+                                labels={k: lab for k, (lab, _) in COLUMNS.items()}, notes=self.notes(),
+                                key="bench")]
+
+    def to_table(self) -> str:
+        from shufflenet.render import render
+
+        return render(self, "table")
+
+    def notes(self) -> list[str]:
+        """Ceilings, a noisy-run hint and the measurements' notes (the footer, without its prefixes)."""
+        return self._status() + self._measurement_notes()
+
+    def _status(self) -> list[str]:
         lines = []
         if self.machine is not None:
             m = self.machine
@@ -227,8 +241,20 @@ class BenchResult:
         if any(r.measurement.noisy for r in self.rows):
             lines.append("noisy rows: rerun on an idle machine (load average at start: "
                          f"{self.env.get('load_avg_1min')})")
-        lines += [f"note: {n}" for n in sorted({n for r in self.rows for n in r.measurement.notes})]
         return lines
+
+    def _measurement_notes(self) -> list[str]:
+        return sorted({n for r in self.rows for n in r.measurement.notes})
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        return [{TABLE_HEADERS.get(k, k): v for k, v in r.row().items()} for r in self.rows]
+
+    def header(self) -> str:
+        return self.title() + "\n" + "\n".join(f"  {c}" for c in self.conventions())
+
+    def footer(self) -> list[str]:
+        """Lines to print under the table: ceilings, a noisy-run hint, measurement notes."""
+        return self._status() + [f"note: {n}" for n in self._measurement_notes()]
 
     def csv_rows(self) -> list[dict[str, Any]]:
         return [r.row() for r in self.rows]
@@ -247,9 +273,7 @@ def _cost(model: nn.Module, image_size: tuple[int, int, int],
             if b not in out:
                 out[b] = (one.flops * b, count_cost(model, (b, *image_size)).mac)
     except RuntimeError as exc:  # e.g. wrong channel count or an input smaller than the strides
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        size = "x".join(map(str, image_size))
-        raise UserInputError(f"the model cannot run on input {size}: {first}") from exc
+        raise cannot_run(exc, image_size) from exc
     return out, dict(one.unsupported_ops)
 
 

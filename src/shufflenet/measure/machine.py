@@ -33,15 +33,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.utils.benchmark import Timer
 
 from shufflenet._io import write_atomic
-from shufflenet.measure.env import capture_environment, physical_core_count
+from shufflenet.environment import capture_environment, physical_core_count
+from shufflenet.errors import UserInputError, first_line
 from shufflenet.measure.options import resolve_device, resolve_threads
+from shufflenet.measure.roofline import ridge_point
 from shufflenet.measure.timing import num_threads, resolve_clock, summarize_times
+from shufflenet.result import GMADDS, ResultBase, Table
 
 CACHE_VERSION = 2
 # Sizes large enough that the timing is the ceiling, not call overhead; small enough that the whole
@@ -55,6 +58,12 @@ CONV_SHAPES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
 COPY_ELEMENTS = {"cpu": 1 << 25, "cuda": 1 << 28}  # fp32: 128 MiB / 1 GiB per tensor, far beyond caches
 KERNEL_MIN_RUN_TIME = 0.25  # per compute kernel; the copy kernels share ``min_run_time``
 _IDENTITY_KEYS = ("cpu_model", "gpu_name", "torch")
+CONVENTIONS = [
+    GMADDS,
+    "compute ceiling = the best fp32 rate over several kernels (GFLOP/s = 2 FLOPs per multiply-add); "
+    "copy GB/s = bytes read + written per second by the best copy kernel",
+    "every '% compute' and roofline verdict uses the measured best, never the theoretical peak",
+]
 
 
 class KernelUnavailable(RuntimeError):
@@ -332,7 +341,7 @@ def theoretical_peak(cpuinfo: str | None = None, cores: int = 1, max_mhz: float 
 
 
 @dataclass
-class MachineCeilings:
+class MachineCeilings(ResultBase):
     """fp32 peak rates of one device at one thread count.
 
     ``matmul_gflops`` is the **compute ceiling**: the best fp32 rate over ``kernels`` (the one named by
@@ -426,6 +435,25 @@ class MachineCeilings:
                              + ", ".join(f"{k} {v:.1f}" for k, v in self.copy_kernels.items())})
         return rows
 
+    def title(self) -> str:
+        env = self.env
+        return (f"machine ceilings: {env.get('gpu_name') or env.get('cpu_model')}, {self.device}, "
+                f"{self.threads} thread(s), torch {env.get('torch')} (measured {self.measured_at})")
+
+    def tables(self) -> list[Table]:
+        """One table, the rows of :meth:`rows` (what ``shufflenet bench --machine`` prints)."""
+        notes = [f"ridge point {ridge_point(self):.2f} multiply-adds per byte: layers above it are "
+                 "compute-bound, below it memory-bound"] if self.copy_gb_per_s > 0 else []
+        return [Table.from_rows(self.title(), self.rows(), notes=notes, key="ceilings")]
+
+    def conventions(self) -> list[str]:
+        return list(CONVENTIONS)
+
+    def to_table(self) -> str:
+        from shufflenet.render import render
+
+        return render(self, "table")
+
     def summary(self) -> str:
         """One line: the ceilings and the kernel that set the compute one."""
         return (f"compute {self.matmul_gmadds:.1f} GMAdd/s ({self.matmul_gflops:.1f} GFLOP/s, best of "
@@ -499,11 +527,6 @@ def _median_and_spread(fn: Callable[[], Any], threads: int, min_run_time: float,
     return stats.median, stats.relative_iqr
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def measure_kernels(kernels: Sequence[ComputeKernel], dev: torch.device, threads: int,
                     min_run_time: float = KERNEL_MIN_RUN_TIME, thread_cpu: bool = False) -> list[KernelRate]:
     """Time each kernel available on ``dev`` (the caller sets the thread count); errors are recorded."""
@@ -521,7 +544,7 @@ def measure_kernels(kernels: Sequence[ComputeKernel], dev: torch.device, threads
         except KernelUnavailable as exc:
             rate.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one failing library must not hide the others' ceilings
-            rate.error = f"{type(exc).__name__}: {_first_line(exc)}"
+            rate.error = f"{type(exc).__name__}: {first_line(exc)}"
         else:
             rate.madds, rate.precision, rate.seconds, rate.relative_iqr = madds, precision, seconds, rel
             rate.gflops = kernel_gflops(madds, seconds)
@@ -610,3 +633,27 @@ def measure_machine(
     if save:
         _save(ceilings, cache_path(dev))
     return ceilings
+
+
+CeilingsArg = MachineCeilings | Literal["auto", "cached", "none"] | None
+
+
+def resolve_ceilings(ceilings: CeilingsArg, device: str | torch.device = "cpu",
+                     threads: int | None = None) -> tuple[MachineCeilings | None, str]:
+    """The ceilings a roofline verdict uses, and where they came from.
+
+    ``"auto"``: the cache, else measured now (and cached); ``"cached"``: the cache only (``None`` without
+    it); ``"none"`` / ``None``: no ceilings; a :class:`MachineCeilings`: those ("given").
+    """
+    if isinstance(ceilings, MachineCeilings):
+        return ceilings, "given"
+    if ceilings in (None, "none"):
+        return None, "none"
+    if ceilings not in ("auto", "cached"):
+        raise UserInputError(f"ceilings must be auto, cached or none, got {ceilings!r}")
+    cached = load_machine(device, threads)
+    if cached is not None:
+        return cached, "cache"
+    if ceilings == "cached":
+        return None, "none"
+    return measure_machine(device, threads), "measured now (and cached)"

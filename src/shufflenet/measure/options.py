@@ -11,14 +11,20 @@ from collections.abc import Sequence
 
 import torch
 
-from shufflenet.errors import UserInputError
+from shufflenet.environment import DTYPE_NAMES, cpu_count, dtype_name
+from shufflenet.errors import UserInputError, first_line
+
+__all__ = [
+    "DTYPES", "DTYPE_NAMES", "MEMORY_FORMATS", "cannot_run", "check_batches", "check_count", "check_image_size",
+    "check_input_size", "check_memory_format", "cpu_count", "dtype_name", "parse_batches", "resolve_device",
+    "resolve_dtype", "resolve_threads",
+]
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
     "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
     "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
 }
-DTYPE_NAMES: dict[torch.dtype, str] = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 MEMORY_FORMATS = ("contiguous", "channels_last")
 
 
@@ -51,22 +57,10 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[key]
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    return DTYPE_NAMES.get(dtype, str(dtype).replace("torch.", ""))
-
-
-def cpu_count() -> int:
-    """Logical CPUs this process may use (its affinity mask when the OS exposes it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def resolve_threads(threads: int | None, device: torch.device) -> int:
     """The intra-op thread count to time with.
 
-    ``None`` on CPU means **1 thread**: the paper measured its ARM numbers on one thread (paper.md §0),
+    ``None`` on CPU means **1 thread**: the paper measured its ARM numbers on one thread (Sec. 2),
     and one thread is also what stays repeatable on a shared machine. On CUDA ``None`` keeps torch's
     current setting (host threads only launch kernels there).
     """
@@ -97,6 +91,30 @@ def check_input_size(input_size: Sequence[int]) -> tuple[int, int, int, int]:
     if len(dims) != 4 or any(d <= 0 for d in dims):
         raise UserInputError(f"input size {tuple(input_size)!r}: expected four positive sizes N, C, H, W")
     return dims  # type: ignore[return-value]
+
+
+def check_image_size(image_size: Sequence[int]) -> tuple[int, int, int]:
+    """A per-image (C, H, W) tuple of three positive ints."""
+    try:
+        dims = tuple(int(d) for d in image_size)
+    except (TypeError, ValueError):
+        raise UserInputError(f"per-image input size {image_size!r} is not a sequence of integers") from None
+    if len(dims) != 3 or any(d <= 0 for d in dims):
+        raise UserInputError(f"per-image input size must be three positive sizes C, H, W; got {tuple(image_size)}")
+    return dims  # type: ignore[return-value]
+
+
+def check_count(name: str, value: object, low: int = 0) -> int:
+    """An integer option (repeats, warm-up passes) of at least ``low``; ``True``/``False`` are not counts."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserInputError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def cannot_run(exc: BaseException, input_size: Sequence[int]) -> UserInputError:
+    """The one-line error for a model that fails on an input (wrong channel count, a map smaller than its
+    strides): raise it ``from exc``."""
+    return UserInputError(f"the model cannot run on input {'x'.join(map(str, input_size))}: {first_line(exc)}")
 
 
 def check_batches(batches: Sequence[int]) -> list[int]:

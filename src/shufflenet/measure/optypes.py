@@ -180,15 +180,15 @@ class Fig2Breakdown:
     model: str
     platform: str
     percent: Mapping[str, float | None]
-    source: str = "ShuffleNet V2 paper, Fig. 2 (pie-chart labels; paper.md §1)"
+    source: str = "ShuffleNet V2 paper, Fig. 2 (pie-chart labels)"
 
     def to_dict(self) -> dict[str, object]:
         return {"model": self.model, "platform": self.platform, "percent": dict(self.percent),
                 "source": self.source}
 
 
-# ShuffleNet V2 paper Fig. 2 [paper.md §1]. GPU: GTX 1080Ti, cuDNN 7, batch 8; ARM: Snapdragon 810, one
-# thread, batch 1 (§0). MobileNet V2 has no shuffle ("n/a" in the figure).
+# ShuffleNet V2 paper Fig. 2. GPU: GTX 1080Ti, cuDNN 7, batch 8; ARM: Snapdragon 810, one thread, batch 1
+# (Sec. 2). MobileNet V2 has no shuffle ("n/a" in the figure).
 _GPU = "GPU (GTX 1080Ti)"
 _ARM = "ARM (Snapdragon 810)"
 FIG2: dict[str, dict[str, Fig2Breakdown]] = {

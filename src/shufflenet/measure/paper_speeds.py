@@ -1,8 +1,8 @@
-"""The paper's measured speeds, as data (transcribed from ../shared/reference/paper.md §8 and §11).
+"""The paper's measured speeds, as data (transcribed from the ShuffleNet V2 paper's Table 8 and Appendix Table 1).
 
-- **Table 8** (paper.md §8): GPU = GTX 1080Ti, batch 8, **batches/s**; ARM = Snapdragon 810, one thread,
+- **Table 8**: GPU = GTX 1080Ti, batch 8, **batches/s**; ARM = Snapdragon 810, one thread,
   batch 1, **images/s**; input 224x224 unless a row says otherwise. MFLOPs are multiply-adds.
-- **Appendix Table 1(b)** (paper.md §11): 10 stacked units; GPU batches/s at batch 1, ARM images/s;
+- **Appendix Table 1(b)**: 10 stacked units; GPU batches/s at batch 1, ARM images/s;
   ``c`` is the ShuffleNet v2 channel count, the other nets' widths matched to its FLOPs.
 """
 
@@ -24,7 +24,7 @@ class Table8Row:
     input: int = 224
 
 
-TABLE8_SOURCE = "ShuffleNet V2 paper, Table 8 (paper.md §8)"
+TABLE8_SOURCE = "ShuffleNet V2 paper, Table 8"
 TABLE8: tuple[Table8Row, ...] = (
     Table8Row("~40M", "ShuffleNet v2 0.5x", 41, 39.7, 417, 57.0),
     Table8Row("~40M", "0.25 MobileNet v1", 41, 49.4, 502, 36.4),
@@ -76,7 +76,7 @@ def table8_row(model: str) -> Table8Row:
     raise KeyError(model)
 
 
-APP_TABLE1B_SOURCE = "ShuffleNet V2 paper, Appendix Table 1(b) (paper.md §11)"
+APP_TABLE1B_SOURCE = "ShuffleNet V2 paper, Appendix Table 1(b)"
 APP_TABLE1B_CHANNELS = (64, 128, 256)
 # (input side, model) -> (GPU batches/s at c = 64, 128, 256), (ARM images/s at c = 64, 128, 256)
 APP_TABLE1B: dict[tuple[int, str], tuple[tuple[float, float, float], tuple[float, float, float]]] = {

@@ -3,12 +3,15 @@
 One 100%-stacked horizontal bar per row: this machine's buckets (Conv shown as dense / group / depthwise,
 Pooling and FC apart, Other split into unclassified ops and framework time between ops), then, for Fig. 2's
 models (ShuffleNet v1 1x g=3, MobileNet v2 1x), the paper's GPU and ARM pies in its five categories.
-Rendered with matplotlib's Agg canvas (no display, no global backend change).
+
+The plotting policy of the package, here for measure's figures: matplotlib is optional (a figure that
+cannot be drawn becomes a note, never a crash), figures are :class:`shufflenet.result.Figure` objects whose
+``draw`` callback fills a matplotlib Figure on an object-oriented Agg canvas (no display, no pyplot, no
+``matplotlib.use``), and a PNG written to a path is written atomically (:func:`save_figure`).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from shufflenet._io import write_atomic
 from shufflenet.errors import ShuffleNetError
 from shufflenet.measure import optypes
+from shufflenet.result import Figure, FigureUnavailable
 
 if TYPE_CHECKING:
-    from shufflenet.measure.profile import ProfileReport
+    from shufflenet.measure.profile_report import ProfileReport
 
 # One hue per Fig. 2 category; Conv's three kinds are shades of its blue.
 COLORS = {
@@ -30,16 +34,30 @@ PAPER_COLORS = {"Conv": "#2f63b5", "Elemwise": COLORS[optypes.ELEMWISE], "Data":
                 "Shuffle": COLORS[optypes.SHUFFLE], "Other": COLORS[optypes.OTHER]}
 PAPER_LABELS = {"Conv": "Conv (paper)", "Other": "Other (paper)"}
 MIN_LABEL_PCT = 4.0  # segments narrower than this get no text
+BREAKDOWN_SIZE, BREAKDOWN_DPI = (10.0, 4.2), 120
 
 
-def _figure() -> Any:
+def save_figure(fig: Figure, path: str | os.PathLike[str], notes: list[str] | None = None) -> Path | None:
+    """Write ``fig`` as a PNG at ``path`` (atomically) and return the path; without matplotlib, add a note
+    saying so to ``notes`` (when given) and return ``None``: a missing optional package never fails a run."""
+    try:
+        png = fig.png()
+    except FigureUnavailable as exc:
+        if notes is not None:
+            notes.append(f"{exc}: {os.fspath(path)} not written")
+        return None
+    return write_atomic(path, png)
+
+
+def mpl_figure(size: tuple[float, float], dpi: int = 100) -> Any:
+    """An empty matplotlib Figure on its own Agg canvas (raises :class:`ShuffleNetError` without matplotlib)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure as MplFigure
     except ImportError as exc:
         raise ShuffleNetError("the PNG chart needs matplotlib: pip install 'shufflenet[plots]' "
                               "(or pip install matplotlib)") from exc
-    fig = Figure(figsize=(10, 4.2), dpi=120)
+    fig = MplFigure(figsize=size, dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
@@ -56,9 +74,22 @@ def _bar(ax: Any, y: float, parts: list[tuple[str, float, str]]) -> None:
         left += pct
 
 
+def breakdown_chart(report: ProfileReport) -> Figure:
+    """The op-type breakdown of ``report`` as a :class:`shufflenet.result.Figure` (drawn on demand)."""
+    return Figure(f"where the time goes: {report.model}, input {'x'.join(map(str, report.input_size))}",
+                  lambda fig: draw_breakdown(fig, report), key="breakdown", size=BREAKDOWN_SIZE, dpi=BREAKDOWN_DPI)
+
+
 def breakdown_figure(report: ProfileReport) -> Any:
     """The matplotlib ``Figure`` of :func:`plot_breakdown` (for callers that embed it elsewhere)."""
-    fig = _figure()
+    fig = mpl_figure(BREAKDOWN_SIZE, BREAKDOWN_DPI)
+    draw_breakdown(fig, report)
+    return fig
+
+
+def draw_breakdown(fig: Any, report: ProfileReport) -> None:
+    """Draw the op-type breakdown of ``report`` into the matplotlib Figure ``fig``: one 100%-stacked bar for
+    this machine, one per Fig. 2 pie of the paper when ``report.paper`` is set."""
     ax = fig.add_subplot(1, 1, 1)
     times = report.bucket_times()
     pct = optypes.percentages(times)
@@ -88,16 +119,13 @@ def breakdown_figure(report: ProfileReport) -> Any:
               fontsize=7, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    return fig
 
 
-def plot_breakdown(report: ProfileReport, path: str | os.PathLike[str]) -> Path:
+def plot_breakdown(report: ProfileReport, path: str | os.PathLike[str]) -> Path | None:
     """Write the op-type breakdown of ``report`` as a PNG at ``path`` (written atomically) and return it.
 
     The paper's GPU and ARM bars (Fig. 2) are added when ``report.paper`` is set, i.e. when the profiled
-    model is ShuffleNet v1 1x g=3 or MobileNet v2 1x at 224x224.
+    model is ShuffleNet v1 1x g=3 or MobileNet v2 1x at 224x224. Without matplotlib nothing is written: a
+    note in ``report.notes`` says so and ``None`` is returned.
     """
-    fig = breakdown_figure(report)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return write_atomic(path, buf.getvalue())
+    return save_figure(breakdown_chart(report), path, report.notes)

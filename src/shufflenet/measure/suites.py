@@ -1,9 +1,9 @@
 """Benchmark suites that re-run the paper's speed comparisons on this machine.
 
-- ``paper-fig1``: Figure 1 / Table 8 (paper.md §8): ShuffleNet v2, ShuffleNet v1 (g=3), MobileNet v2 at
+- ``paper-fig1``: Figure 1 / Table 8: ShuffleNet v2, ShuffleNet v1 (g=3), MobileNet v2 at
   Table 8's widths and input sizes, MobileNet v1; batch 1 (the paper's ARM setting) and batch 8 (its GPU
   setting), next to Table 8's speeds, plus a speed-vs-MFLOPs scatter like Figure 1.
-- ``units``: Appendix Table 1(b) (paper.md §11), in :mod:`shufflenet.measure.unit_suite`.
+- ``units``: Appendix Table 1(b), in :mod:`shufflenet.measure.unit_suite`.
 
 Absolute speeds are not comparable across platforms, so each row also gives its speed **relative to
 ShuffleNet v2** at the same FLOPs level (same Table 8 group, or same c), for us and for the paper.
@@ -11,7 +11,6 @@ ShuffleNet v2** at the same FLOPs level (same Table 8 group, or same c), for us 
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,14 +19,20 @@ from typing import Any
 
 from torch import nn
 
-from shufflenet._io import write_atomic
 from shufflenet.errors import UserInputError
-from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow, ModelSpec, Progress, run_bench
+from shufflenet.measure import unit_suite
+from shufflenet.measure.bench import BenchOptions, BenchRow, ModelSpec, Progress, run_bench
 from shufflenet.measure.machine import MachineCeilings
 from shufflenet.measure.paper_speeds import TABLE8_SOURCE, table8_row
+from shufflenet.measure.plots import mpl_figure, save_figure
+from shufflenet.measure.suite_common import V2, SuiteResult, batches_per_s, noisy_batches, relative, speed_key
+from shufflenet.result import Figure
+
+__all__ = ["FIG1_ENTRIES", "SUITES", "V2", "Fig1Entry", "SuiteResult", "batches_per_s", "draw_fig1", "fig1_chart",
+           "fig1_figure", "fig1_series", "noisy_batches", "relative", "run_paper_fig1", "run_suite", "speed_key"]
 
 SUITES = ("paper-fig1", "units")
-V2 = "ShuffleNet v2"
+FIG1_DPI = 110
 
 
 @dataclass(frozen=True)
@@ -76,51 +81,7 @@ FIG1_ENTRIES: tuple[Fig1Entry, ...] = (
 )
 
 
-@dataclass
-class SuiteResult:
-    """Comparison rows of a suite (ours next to the paper's), the raw bench result, notes, plot path.
-
-    ``headers`` maps row keys to table column labels (the rows also hold keys that only JSON shows).
-    """
-
-    suite: str
-    title: str
-    rows: list[dict[str, Any]]
-    bench: BenchResult
-    headers: dict[str, str]
-    sources: list[str]
-    notes: list[str] = field(default_factory=list)
-    wall_s: float = 0.0
-    plot: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        bench = self.bench.to_dict()
-        return {"suite": self.suite, "title": self.title, "header": self.bench.header(),
-                "sources": self.sources, "notes": self.notes, "footer": self.bench.footer(),
-                "conventions": bench["conventions"],
-                "options": bench["options"], "env": bench["env"], "machine": bench["machine"],
-                "wall_s": self.wall_s, "plot": self.plot, "headers": self.headers, "rows": self.rows,
-                "measurements": bench["rows"]}
-
-
-def speed_key(batch: int) -> str:
-    # The paper reports ARM (batch 1) in images/s and GPU (batch 8) in batches/s.
-    return "b1_images_per_s" if batch == 1 else f"b{batch}_batches_per_s"
-
-
-def batches_per_s(row: BenchRow) -> float:
-    return row.measurement.batches_per_s
-
-
-def relative(value: float | None, base: float | None) -> float | None:
-    return round(value / base, 2) if value and base else None
-
-
-def noisy_batches(rows: Sequence[BenchRow]) -> str:
-    return ",".join(f"b{r.batch}" for r in rows if r.measurement.noisy)
-
-
-# Table 8 (§0/§8): the paper's ARM column is batch 1 in images/s, its GPU column batch 8 in batches/s.
+# Table 8 (and Sec. 2): the paper's ARM column is batch 1 in images/s, its GPU column batch 8 in batches/s.
 _FIG1_PLATFORMS = {1: ("arm", "paper ARM img/s"), 8: ("gpu", "paper GPU batch/s")}
 
 
@@ -176,7 +137,7 @@ def run_paper_fig1(options: BenchOptions, batches: Sequence[int] = (1, 8), *,
     headers["noisy"] = "noisy"
     notes = [
         "b1 = batch 1, compared with the paper's ARM column (Snapdragon 810, 1 thread, images/s); "
-        "b8 = batch 8, compared with its GPU column (GTX 1080Ti, batches/s) -- paper.md §0",
+        "b8 = batch 8, compared with its GPU column (GTX 1080Ti, batches/s), as in Sec. 2 and Table 8",
         "/v2 = speed relative to ShuffleNet v2 in the same Table 8 FLOPs group (ours and paper's); "
         "absolute speeds are not comparable across platforms",
         "MobileNet v2 is torchvision's (width_mult); for the paper's 'our impl.' rows (0.15x, 0.4x @160, "
@@ -185,8 +146,10 @@ def run_paper_fig1(options: BenchOptions, batches: Sequence[int] = (1, 8), *,
     ]
     result = SuiteResult(suite="paper-fig1", title="Figure 1 / Table 8 on this machine", rows=rows,
                          bench=bench, headers=headers, sources=[TABLE8_SOURCE], notes=notes)
+    result.charts = [fig1_chart(result, batches)]
     if plot_path is not None:
-        result.plot = _plot_fig1(result, batches, Path(plot_path), notes)
+        written = save_figure(result.charts[0], Path(plot_path), notes)
+        result.plot = str(written) if written is not None else None
     result.wall_s = round(time.perf_counter() - start, 1)
     return result
 
@@ -211,12 +174,26 @@ def fig1_series(rows: Sequence[dict[str, Any]], xkey: str,
     return {k: sorted(v) for k, v in series.items()}
 
 
-def fig1_figure(result: SuiteResult, batches: Sequence[int]) -> Any:
-    """Speed vs MFLOPs, one line per family and input size (Fig. 1 c/d): our batches on top, the
-    paper's below; one legend for all panels, under them."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _fig1_size(batches: Sequence[int]) -> tuple[float, float]:
+    return 5.5 * max(len(batches), 2), 9.5
 
+
+def fig1_chart(result: SuiteResult, batches: Sequence[int]) -> Figure:
+    """Fig. 1's scatter of ``result`` as a :class:`shufflenet.result.Figure` (drawn on demand)."""
+    return Figure("Speed vs FLOPs (Fig. 1 / Table 8)", lambda fig: draw_fig1(fig, result, batches), key="fig1",
+                  size=_fig1_size(batches), dpi=FIG1_DPI)
+
+
+def fig1_figure(result: SuiteResult, batches: Sequence[int]) -> Any:
+    """The matplotlib Figure of :func:`draw_fig1` on its own Agg canvas."""
+    fig = mpl_figure(_fig1_size(batches), FIG1_DPI)
+    draw_fig1(fig, result, batches)
+    return fig
+
+
+def draw_fig1(fig: Any, result: SuiteResult, batches: Sequence[int]) -> None:
+    """Speed vs MFLOPs, one line per family and input size (Fig. 1 c/d): our batches on top, the
+    paper's below; one legend for all panels, under them. Draws into the matplotlib Figure ``fig``."""
     env = result.bench.env
     where = env.get("gpu_name") or env.get("cpu_model")
     panels = [(f"this machine ({where}, {env.get('threads')} thread(s)), batch {b}",
@@ -224,8 +201,7 @@ def fig1_figure(result: SuiteResult, batches: Sequence[int]) -> Any:
     panels.append(("paper: GPU (GTX 1080Ti), batch 8", "batches/s", "paper_mflops", "paper_gpu"))
     panels.append(("paper: ARM (Snapdragon 810), batch 1", "images/s", "paper_mflops", "paper_arm"))
     ncols = max(len(batches), 2)
-    fig = Figure(figsize=(5.5 * ncols, 9.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig.set_layout_engine("constrained")
     axes = fig.subplots(2, ncols, squeeze=False)
     slots = [axes[0][i] for i in range(len(batches))] + [axes[1][0], axes[1][1]]
     for ax in axes.flat:
@@ -254,21 +230,6 @@ def fig1_figure(result: SuiteResult, batches: Sequence[int]) -> Any:
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 6),
                fontsize=8, frameon=False)
     fig.suptitle("Speed vs FLOPs (ShuffleNet V2 paper Fig. 1 / Table 8); 224x224 input unless marked")
-    return fig
-
-
-def _plot_fig1(result: SuiteResult, batches: Sequence[int], path: Path, notes: list[str]) -> str | None:
-    """Write :func:`fig1_figure` to ``path`` (PNG); a note instead when matplotlib is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        notes.append("matplotlib is not installed: no plot (pip install 'shufflenet[plots]')")
-        return None
-    fig = fig1_figure(result, batches)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    write_atomic(path, buf.getvalue())
-    return str(path)
 
 
 def run_suite(suite: str, options: BenchOptions, batches: Sequence[int] | None = None, *,
@@ -279,7 +240,5 @@ def run_suite(suite: str, options: BenchOptions, batches: Sequence[int] | None =
         return run_paper_fig1(options, batches or (1, 8), machine=machine, progress=progress,
                               plot_path=plot_path)
     if suite == "units":
-        from shufflenet.measure import unit_suite
-
         return unit_suite.run_units(options, batches or (1,), machine=machine, progress=progress)
     raise UserInputError(f"unknown suite {suite!r}: choose {' or '.join(SUITES)}")

@@ -1,6 +1,6 @@
 """Latency of a model on this machine, timed with :class:`torch.utils.benchmark.Timer`.
 
-Protocol (paper.md §0, adapted): the model runs in eval mode under :func:`torch.inference_mode`, is warmed
+Protocol (the paper's Sec. 2 and the captions of Fig. 1 / Table 8, adapted): the model runs in eval mode under :func:`torch.inference_mode`, is warmed
 up before any timing, and is then timed in repeated blocks (``blocked_autorange``) with an explicit thread
 count; Timer synchronises CUDA around each block. The paper averages 100 runs; we report the **median**
 and the interquartile range of the blocks because the median is robust to the interruptions of a shared
@@ -17,6 +17,7 @@ of the same blocks is recorded beside it (``wall_median_s``). Multi-threaded and
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,9 +29,11 @@ import torch
 from torch import nn
 from torch.utils.benchmark import Timer
 
-from shufflenet.errors import ShuffleNetError, UserInputError
+from shufflenet.errors import ShuffleNetError, UserInputError, first_line
 from shufflenet.measure.env import LoadProbe, capture_environment, wait_until_idle
 from shufflenet.measure.options import (
+    cannot_run,
+    check_count,
     check_input_size,
     check_memory_format,
     dtype_name,
@@ -38,8 +41,9 @@ from shufflenet.measure.options import (
     resolve_dtype,
     resolve_threads,
 )
+from shufflenet.result import SPEED, ResultBase, Table
 
-NOISY_THRESHOLD = 0.10  # issue 3: a spread above 10% of the median marks the run as noisy
+NOISY_THRESHOLD = 0.10  # a spread above 10% of the median marks the run as noisy
 DEFAULT_MIN_RUN_TIME = 3.0
 DEFAULT_WARMUP = 10
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -47,6 +51,13 @@ QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 Method = Literal["blocked", "adaptive"]
 Clock = Literal["auto", "wall", "thread_cpu"]
 CLOCKS = ("auto", "wall", "thread_cpu")
+
+# The timing conventions, written once (bench, profile and suites state them too).
+NOISY = "noisy = IQR > 10% of the median"
+LATENCY = ("latency = median of timed blocks (torch.utils.benchmark, after warm-up); IQR = interquartile range; "
+           + NOISY)
+CLOCK = ("clock: CPU with 1 thread = the thread's CPU time (equals wall time on an idle machine, ignores time "
+         "taken by other processes); otherwise wall time")
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,20 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+def median(values: Sequence[float]) -> float:
+    """The median of ``values`` (any order), interpolated as :func:`quantile`."""
+    return quantile(sorted(values), 0.5)
+
+
+def relative_iqr(values: Sequence[float]) -> float:
+    """Interquartile range over the median of ``values`` (0 for fewer than two values, inf for a median <= 0)."""
+    v = sorted(values)
+    if len(v) < 2:
+        return 0.0
+    med = quantile(v, 0.5)
+    return (quantile(v, 0.75) - quantile(v, 0.25)) / med if med > 0 else math.inf
+
+
 def summarize_times(times: Sequence[float]) -> TimeStats:
     """Median, quartiles, IQR, mean and extremes of per-run times."""
     values = sorted(float(t) for t in times)
@@ -92,12 +117,12 @@ def summarize_times(times: Sequence[float]) -> TimeStats:
 
 
 def is_noisy(median: float, iqr: float, threshold: float = NOISY_THRESHOLD) -> bool:
-    """True when the interquartile range exceeds ``threshold`` (10%) of the median (issue 3)."""
+    """True when the interquartile range exceeds ``threshold`` (10%) of the median."""
     return median <= 0 or iqr > threshold * median
 
 
 @dataclass
-class Measurement:
+class Measurement(ResultBase):
     """The timing of one model at one input size, with its environment (JSON-ready via :meth:`to_dict`).
 
     Times are seconds per forward pass of a whole batch, on ``clock`` (``thread_cpu`` or ``wall``; see the
@@ -167,6 +192,31 @@ class Measurement:
         d.update(batch=self.batch, total_runs=self.total_runs, relative_iqr=self.relative_iqr,
                  noisy=self.noisy, images_per_s=self.images_per_s, batches_per_s=self.batches_per_s)
         return d
+
+    def table_row(self) -> dict[str, Any]:
+        """The row of :meth:`tables`: the settings, the latency statistics in ms and the throughput."""
+        row: dict[str, Any] = {
+            "model": self.model, "input": "x".join(map(str, self.input_size)), "device": self.device,
+            "dtype": self.dtype, "memory_format": self.memory_format, "threads": self.threads, "clock": self.clock,
+            "median_ms": self.median_s * 1e3, "iqr_ms": self.iqr_s * 1e3, "min_ms": self.min_s * 1e3,
+            "max_ms": self.max_s * 1e3, "images_per_s": self.images_per_s, "batches_per_s": self.batches_per_s,
+            "blocks": self.num_blocks, "runs_per_block": self.number_per_run, "noisy": self.noisy,
+        }
+        if self.wall_median_s is not None and self.clock != "wall":
+            row["wall_median_ms"] = self.wall_median_s * 1e3
+        return row
+
+    def tables(self) -> list[Table]:
+        units = {k: "ms" for k in ("median_ms", "iqr_ms", "min_ms", "max_ms", "wall_median_ms")}
+        labels = {"median_ms": "median", "iqr_ms": "IQR", "min_ms": "min", "max_ms": "max",
+                  "images_per_s": "images/s", "batches_per_s": "batches/s", "runs_per_block": "runs/block",
+                  "memory_format": "memory format", "wall_median_ms": "wall median"}
+        fmts = {k: ".3f" for k in units}
+        return [Table.from_rows(f"latency of {self.model}", [self.table_row()], units=units, labels=labels,
+                                fmts=fmts, notes=self.notes, key="measurement")]
+
+    def conventions(self) -> list[str]:
+        return [SPEED, LATENCY, CLOCK]
 
     def summary(self) -> str:
         flag = "  NOISY" if self.noisy else ""
@@ -247,14 +297,10 @@ def _cudnn_benchmark(enabled: bool | None) -> Iterator[None]:
         torch.backends.cudnn.benchmark = prior
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _prepare(model: nn.Module, device: torch.device, dtype: torch.dtype,
-             memory_format: torch.memory_format) -> nn.Module:
-    """The model on the right device/dtype/layout; a copy whenever a conversion would change the caller's."""
+def prepare_model(model: nn.Module, device: torch.device, dtype: torch.dtype,
+                  memory_format: torch.memory_format = torch.contiguous_format) -> nn.Module:
+    """The model on the right device/dtype/layout: the caller's own when it already is, else a converted copy
+    (so a conversion never changes the caller's model)."""
     params = list(model.parameters()) + list(model.buffers())
     same = (all(p.device == device for p in params)
             and all(p.dtype == dtype for p in params if p.is_floating_point())
@@ -272,7 +318,7 @@ def _compile(net: nn.Module, cuda_graphs: bool) -> Callable[..., Any]:
         # "reduce-overhead" is torch.compile's own CUDA-graph mode; a hand capture of a compiled graph is not.
         return torch.compile(net, mode="reduce-overhead" if cuda_graphs else None)
     except Exception as exc:  # noqa: BLE001 - any compiler failure becomes one clear error
-        raise ShuffleNetError(f"torch.compile failed: {_first_line(exc)} (rerun without --compile)") from exc
+        raise ShuffleNetError(f"torch.compile failed: {first_line(exc)} (rerun without --compile)") from exc
 
 
 def _run_once(fn: Callable[..., Any], x: torch.Tensor, *, compiled: bool, dtype: torch.dtype,
@@ -280,20 +326,20 @@ def _run_once(fn: Callable[..., Any], x: torch.Tensor, *, compiled: bool, dtype:
     try:
         fn(x)
     except torch.cuda.OutOfMemoryError as exc:
-        raise ShuffleNetError(f"out of memory on {device} at input {size}: {_first_line(exc)}") from exc
+        raise ShuffleNetError(f"out of memory on {device} at input {size}: {first_line(exc)}") from exc
     except ShuffleNetError:
         raise
     except Exception as exc:
         if compiled:
-            raise ShuffleNetError(f"torch.compile failed: {_first_line(exc)} "
+            raise ShuffleNetError(f"torch.compile failed: {first_line(exc)} "
                                   "(rerun without --compile)") from exc
         if not isinstance(exc, RuntimeError):
             raise
-        msg = _first_line(exc)
+        msg = first_line(exc)
         if dtype != torch.float32 and ("not implemented for" in msg or "not supported" in msg):
             raise UserInputError(f"dtype {dtype_name(dtype)} is not supported on {device} "
                                  f"by this model: {msg}") from exc
-        raise UserInputError(f"the model cannot run on input {'x'.join(map(str, size))}: {msg}") from exc
+        raise cannot_run(exc, size) from exc
 
 
 def _warm_up(fn: Callable[..., Any], x: torch.Tensor, runs: int, max_time: float,
@@ -353,12 +399,12 @@ def measure(
     """Time ``model`` on a random NCHW input of ``input_size`` (batch first); see the module docstring.
 
     Args:
-        threads: intra-op threads; ``None`` = 1 on CPU (the paper's one-thread ARM setting, §0).
+        threads: intra-op threads; ``None`` = 1 on CPU (the paper's one-thread ARM setting, Sec. 2).
         dtype: ``fp32``/``fp16``/``bf16`` or the torch dtype. fp16 on CPU runs but is noted as slow.
         memory_format: ``"contiguous"`` (NCHW) or ``"channels_last"`` (NHWC) for model and input.
         compile: run through :func:`torch.compile` (a failure raises :class:`ShuffleNetError`).
-        cuda_graphs: CUDA only: replay one captured CUDA graph per forward pass (§0 "all optimisations on").
-        cudnn_benchmark: CUDA only: cuDNN picks the fastest algorithm per conv, as the paper did (§0).
+        cuda_graphs: CUDA only: replay one captured CUDA graph per forward pass (Sec. 2: all optimisations on).
+        cudnn_benchmark: CUDA only: cuDNN picks the fastest algorithm per conv, as the paper did (Sec. 2).
         min_run_time: seconds of timed blocks (``blocked``), or before checking the spread (``adaptive``).
         warmup: untimed warm-up passes (at least one, which also checks that model, input and dtype
             work together; see :func:`_warm_up`).
@@ -380,8 +426,7 @@ def measure(
         raise UserInputError("CUDA-graph replay needs --device cuda")
     if not min_run_time > 0:
         raise UserInputError(f"min_run_time must be > 0 seconds, got {min_run_time}")
-    if warmup < 0:
-        raise UserInputError(f"warmup must be >= 0 runs, got {warmup}")
+    check_count("warmup", warmup, 0)
     if method not in ("blocked", "adaptive"):
         raise UserInputError(f"unknown timing method {method!r}: choose blocked or adaptive")
     clock_used = resolve_clock(clock, dev, nthreads)
@@ -389,11 +434,11 @@ def measure(
     if dt == torch.float16 and dev.type == "cpu":
         notes.append("fp16 on CPU: most kernels are not vectorised for fp16 here; expect it slower than fp32")
     if dev.type == "cpu" and threads is None:
-        notes.append("threads defaulted to 1 (the paper's one-thread ARM setting, §0)")
+        notes.append("threads defaulted to 1 (the paper's one-thread ARM setting, Sec. 2)")
 
     waited = wait_until_idle(wait_idle)[0] if wait_idle > 0 else 0.0
     was_training = model.training
-    net = _prepare(model, dev, dt, mf)
+    net = prepare_model(model, dev, dt, mf)
     net.eval()
     cudnn_flag = cudnn_benchmark if dev.type == "cuda" else None
     try:
@@ -444,3 +489,18 @@ def measure(
         wall_iqr_s=wall.iqr if wall else None, compile=compile,
         cuda_graphs=cuda_graphs, cudnn_benchmark=cudnn_flag, times_s=list(raw.times), notes=notes, env=env,
     )
+
+
+def pool_measurements(parts: Sequence[Measurement], context: str = "") -> Measurement:
+    """One :class:`Measurement` from the timed blocks of several (the same model, input and settings);
+    ``context`` says in its note how they were taken (e.g. " alternating with the profiled forwards")."""
+    if len(parts) == 1:
+        return parts[0]
+    blocks = [t for m in parts for t in m.times_s]
+    st = summarize_times(blocks)
+    return dataclasses.replace(
+        parts[0], median_s=st.median, mean_s=st.mean, iqr_s=st.iqr, min_s=st.min, max_s=st.max,
+        quantiles_s=st.quantiles, num_blocks=len(blocks), times_s=blocks,
+        min_run_time=sum(m.min_run_time for m in parts),
+        notes=[*parts[0].notes, f"pooled from {len(parts)} measure() calls{context} "
+                                f"(blocks of {', '.join(str(m.number_per_run) for m in parts)} runs)"])

@@ -1,4 +1,4 @@
-"""The ``units`` suite: Appendix Table 1(b) of the ShuffleNet V2 paper on this machine (paper.md §11).
+"""The ``units`` suite: Appendix Table 1(b) of the ShuffleNet V2 paper on this machine.
 
 10 stacked stride-1 units of ShuffleNet v2 (width c = 64/128/256), ShuffleNet v1 (g=3) and MobileNet v2
 at 56x56 and 28x28. As in the paper, the other nets' widths are adjusted to match ShuffleNet v2's FLOPs:
@@ -17,9 +17,9 @@ from shufflenet.errors import UserInputError
 from shufflenet.measure.bench import BenchOptions, BenchRow, ModelSpec, Progress, run_bench
 from shufflenet.measure.machine import MachineCeilings
 from shufflenet.measure.paper_speeds import APP_TABLE1B_CHANNELS, APP_TABLE1B_SOURCE, app_table1b
-from shufflenet.measure.suites import V2, SuiteResult, batches_per_s, noisy_batches, relative, speed_key
+from shufflenet.measure.suite_common import V2, SuiteResult, batches_per_s, noisy_batches, relative, speed_key
 
-UNIT_COUNT = 10  # App. Table 1(b): "10 stacked units" (paper.md §0, §11)
+UNIT_COUNT = 10  # Appendix Table 1(b): "10 stacked units"
 UNIT_SIDES = (56, 28)
 V1_GROUPS = 3
 V1_WIDTH_STEP = 4 * V1_GROUPS  # ShuffleV1Unit: out % 4 == 0 and the bottleneck out/4 divisible by g
@@ -151,7 +151,7 @@ def run_units(options: BenchOptions, batches: Sequence[int] = (1,), *,
         f"matched widths (FLOPs closest to ShuffleNet v2's, cost engine): {width_note}",
         f"ShuffleNet v1 units use g={V1_GROUPS} (width a multiple of {V1_WIDTH_STEP}); MobileNet v2 units "
         "are torchvision's InvertedResidual with expand_ratio 6; Xception (a paper row) is not implemented",
-        "the paper measured these at batch 1 (GPU batches/s, ARM images/s; paper.md §0, §11)",
+        "the paper measured these at batch 1 (GPU batches/s, ARM images/s; Sec. 2 and Appendix Table 1)",
         "/v2 = speed relative to ShuffleNet v2 at the same c and input",
     ]
     result = SuiteResult(suite="units", title="Appendix Table 1(b): 10 stacked units on this machine",

@@ -348,8 +348,8 @@ class _Trainer:
             raise UserInputError(f"initial weights to start from not found: {cfg.init_from}")
         self.per_rank_batch = cfg.batch_size // ctx.world_size
         self.resume_path = resolve_resume(cfg.resume, cfg.output_dir)
+        self.out = self._claim_run_dir()  # also a barrier: rank 0 has finished any earlier write of last.pt
         self.ckpt = load_checkpoint(self.resume_path) if self.resume_path else None  # fail fast if corrupted
-        self.out = self._claim_run_dir()
         self.cfg = cfg = replace(cfg, output_dir=str(self.out))
         if self.ckpt is not None:
             self._check_resume_config(self.ckpt["train"].get("config") or self.ckpt["meta"].get("config") or {},
@@ -830,6 +830,8 @@ class _Trainer:
                     self.save()
                     t_prev = time.perf_counter()
                 if signum:
+                    # torchrun stops the other ranks when one exits: no rank leaves before rank 0 has written
+                    self.ctx.barrier()
                     raise self._interrupted(signum, f"at epoch {epoch + 1}, step {self.step}/{self.total_steps}",
                                             self.out / "last.pt", True)
                 if stop:
@@ -946,6 +948,7 @@ class _Trainer:
             self._end_epoch(epoch, time.perf_counter() - t0)
             signum = self._signal_now()  # one that came during the epoch-end evaluation or save
             if signum:
+                self.ctx.barrier()  # rank 0 has written last.pt (see _epoch)
                 raise self._interrupted(signum, f"after epoch {epoch + 1} (step {self.step}/{self.total_steps})",
                                         self.out / "last.pt", True)
         if stopped:
