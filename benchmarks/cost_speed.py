@@ -24,7 +24,7 @@ import torch
 import torchvision
 
 from shufflenet.cost import count_cost
-from shufflenet.measure.env import cpu_model_name
+from shufflenet.environment import cpu_model_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cost_speed.json"
 

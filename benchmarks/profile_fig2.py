@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 from shufflenet._io import write_atomic
-from shufflenet.measure import optypes
-from shufflenet.measure.env import capture_environment
+from shufflenet.environment import capture_environment
+from shufflenet.measure import optypes, profile
 from shufflenet.measure.plots import plot_breakdown
-from shufflenet.measure.profile import profile
 from shufflenet.models import create_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,10 +51,10 @@ def main() -> None:
         report = profile(create_model(name), (1, 3, 224, 224), threads=args.threads, repeats=args.repeats,
                          warmup=args.warmup, min_run_time=args.min_run_time, ceilings=args.ceilings, name=name)
         png = args.out.parent / png_name(name)
-        plot_breakdown(report, png)
+        written = plot_breakdown(report, png)  # None (and a note in the report) without matplotlib
         d = report.to_dict()
         d.pop("ops")  # per-op rows are long; per-layer rows and buckets are kept
-        d["png"] = png.name
+        d["png"] = png.name if written is not None else None
         results.append(d)
         ours = report.paper_percent()
         for cat in optypes.PAPER_CATEGORIES:

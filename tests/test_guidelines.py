@@ -24,6 +24,8 @@ from shufflenet.guidelines import blocks, experiments, runner, verdicts
 from shufflenet.guidelines.experiments import column_rows, experiment_rows
 from shufflenet.guidelines.paper_tables import MULTIPLIERS, TABLES
 from shufflenet.guidelines.verdicts import HOLDS, INCONCLUSIVE, MIXED, NOT_HOLDS, PARTLY, compare, judge
+from shufflenet.render import FORMATS, render, write_result
+from shufflenet.result import FLOPS, MAC, SPEED, Figure, Result
 
 ALL_COLUMNS = [(k, ch, m) for k in ("g1", "g2", "g3", "g4") for ch in ("gpu", "arm") for m in MULTIPLIERS]
 
@@ -57,8 +59,8 @@ def test_paper_tables_transcribed() -> None:
         assert "Table" in t.source and json.dumps(t.to_dict())
 
 
-def test_paper_per_block_flops_as_in_paper_md() -> None:
-    # paper.md §2: per-block FLOPs check (h*w*c1*c2 without h*w)
+def test_paper_per_block_flops_of_table1() -> None:
+    # Table 1's channels: per-block FLOPs h*w*c1*c2 without h*w, within 5.5% of the 1:1 row
     t1 = TABLES["g1"]
     assert [r.gpu_config["c1"] * r.gpu_config["c2"] for r in t1.rows] == [16384, 16200, 16224, 15552]
     assert [r.arm_config["c1"] * r.arm_config["c2"] for r in t1.rows] == [1024, 968, 1014, 972]
@@ -184,6 +186,8 @@ def test_flops_equal_within_4_percent(key: str, channels: str, mult: int) -> Non
     for r in rows:
         report = count_cost(r.build(), r.input_size(1), mode="paper")
         assert report.flops == r.expected_flops() and not report.unsupported_ops
+        if r.expected_mac() is not None:  # the paper's closed form (Sec. 2: G1, G2)
+            assert report.mac == r.expected_mac()
         flops.append(report.flops)
     mean = sum(flops) / len(flops)
     assert all(abs(f / mean - 1) <= experiments.FLOPS_TOLERANCE for f in flops), flops
@@ -278,15 +282,22 @@ def test_g2_verdicts_and_effect_size_line() -> None:
 
 
 def test_g3_verdicts() -> None:
+    """Every fragmented block vs 1-fragment; effect = the 4-fragment blocks, decisive = the faster one."""
     base = {"1-fragment": 100, "2-fragment-series": 90, "4-fragment-series": 60,
             "2-fragment-parallel": 85, "4-fragment-parallel": 50}
     v = judge("g3", {1: g_speeds(base)})
     assert v.status == HOLDS and v.columns[0].effect_str == "0.60/0.50x"
-    assert v.columns[0].effect == pytest.approx(60 / 85, rel=0.03)
-    assert judge("g3", {1: g_speeds({**base, "4-fragment-series": 95})}).status == NOT_HOLDS
-    assert judge("g3", {1: g_speeds({**base, "4-fragment-series": 84})}).status == INCONCLUSIVE
+    assert v.columns[0].effect == pytest.approx(0.60, rel=0.03) and v.columns[0].decisive.b == "1-fragment"
+    assert "2-fragment series/parallel at 0.90/0.85x" in v.line()
+    # the 4-fragment blocks need not be slower than the 2-fragment ones (the paper's GPU c=512 column)
+    assert judge("g3", {1: g_speeds({**base, "4-fragment-series": 95})}).status == HOLDS
+    faster = judge("g3", {1: g_speeds({**base, "4-fragment-series": 110})})
+    assert faster.status == NOT_HOLDS and "4-fragment-series is faster than 1-fragment" in faster.line()
+    assert judge("g3", {1: g_speeds({**base, "2-fragment-series": 110})}).status == NOT_HOLDS
+    assert judge("g3", {1: g_speeds({**base, "4-fragment-series": 98})}).status == INCONCLUSIVE
+    assert judge("g3", {1: g_speeds({**base, "2-fragment-parallel": 99})}).status == INCONCLUSIVE
     paper = judge("g3", {1: g_speeds(base)})
-    assert [c.status for c in paper.paper_gpu] == [HOLDS] and [c.status for c in paper.paper_arm] == [NOT_HOLDS]
+    assert [c.status for c in paper.paper_gpu] == [HOLDS] and [c.status for c in paper.paper_arm] == [INCONCLUSIVE]
 
 
 def test_g4_verdicts() -> None:
@@ -314,7 +325,8 @@ def test_columns_combine_into_one_status() -> None:
 
 
 def test_paper_data_through_the_same_judges() -> None:
-    """The paper's own numbers: G2 holds on both platforms; G1 on GPU; G4 on both."""
+    """The paper's own numbers (x1): G2 holds on both platforms; G1 on GPU; G4 on both (every platform and
+    column: tests/test_guideline_paper_verdicts.py)."""
     dummy = {k: {1: {r.label: [1.0] for r in TABLES[k].rows}} for k in TABLES}
     assert [c.status for c in judge("g2", dummy["g2"]).paper_arm] == [HOLDS]
     assert [c.status for c in judge("g1", dummy["g1"]).paper_gpu] == [HOLDS]
@@ -361,16 +373,16 @@ def test_runner_quick_defaults_and_structure(fake_result) -> None:
     o = res.options
     assert (o.device, o.batch, o.channels, o.multipliers, o.rounds, o.min_run_time) == (
         "cpu", 1, "arm", (1,), 3, runner.QUICK_MIN_RUN_TIME)
-    assert [t.guideline for t in res.tables] == ["g1", "g2", "g3", "g4"]
-    assert [len(t.rows) for t in res.tables] == [4, 4, 5, 4]
+    assert [t.guideline for t in res.results] == ["g1", "g2", "g3", "g4"]
+    assert [len(t.rows) for t in res.results] == [4, 4, 5, 4]
     assert len(timer.calls) == 17 * 3 and len(steps) == 17 * 3
-    assert all(len(r.speeds) == 3 and r.flops > 0 and r.mac > 0 for t in res.tables for r in t.rows)
+    assert all(len(r.speeds) == 3 and r.flops > 0 and r.mac > 0 for t in res.results for r in t.rows)
     first = timer.calls[0]
     assert first["device"] == "cpu" and first["threads"] is None and first["cudnn_benchmark"] is True
     assert first["warmup"] == runner.FIRST_WARMUP and timer.calls[4]["warmup"] == runner.WARMUP
     # rounds start at a different row each time (round 2 of G1 starts at its second row)
     assert timer.calls[4]["input_size"] == (1, 22, 56, 56)
-    assert all(t.rows[0].relative == pytest.approx(1.0) for t in res.tables)
+    assert all(t.rows[0].relative == pytest.approx(1.0) for t in res.results)
 
 
 def test_runner_verdicts_follow_mac(fake_result) -> None:
@@ -384,39 +396,115 @@ def test_runner_verdicts_follow_mac(fake_result) -> None:
 
 
 def test_result_formats(fake_result) -> None:
-    from shufflenet.cli.guidelines import format_result
-
+    """The run through the one renderer: JSON = to_dict (every pre-contract key), CSV = the first table
+    (one line per row, the columns the CLI always wrote), the text table with the verdicts."""
     res = fake_result[0]
-    data = json.loads(format_result(res, "json"))
-    assert set(data) >= {"options", "env", "tables", "verdicts", "conventions", "choices", "wall_s"}
+    data = json.loads(render(res, "json"))
+    assert set(data) >= {"options", "env", "tables", "verdicts", "conventions", "choices", "wall_s", "headlines"}
     row = data["tables"][1]["rows"][3]
     assert row["config"] == {"c": 184, "groups": 8} and row["notes"] and len(row["speeds"]) == 3
     assert data["tables"][0]["paper"]["table"] == 1
-    csv_text = format_result(res, "csv").splitlines()
-    assert csv_text[0].startswith("guideline,column,row,config,MFLOPs,MMAC,img/s") and len(csv_text) == 18
-    table = format_result(res, "table")
-    for needle in ("G1 — paper Table 1", "paper_gpu", "arm_rel", "Verdicts", "G4 holds", "multiply-adds",
+    assert data["tables"][1]["verdict"]["headline"] == data["headlines"][1]
+    csv_text = render(res, "csv").splitlines()
+    assert csv_text[0] == ("guideline,column,row,config,MFLOPs,MMAC,img/s,spread%,rel,paper_gpu,gpu_rel,paper_arm,"
+                           "arm_rel,noisy") and len(csv_text) == 18
+    assert render(res, "csv", table="verdicts").splitlines()[0].startswith("guideline,table,status,here")
+    table = render(res, "table")
+    for needle in ("G1 (paper Table 1)", "paper_gpu (batches/s)", "arm_rel", "Verdicts", "G4 holds", "multiply-adds",
                    "c=184"):
         assert needle in table
 
 
-def test_plots_written(fake_result, tmp_path) -> None:
+def test_result_contract(fake_result) -> None:
+    """tables(): the rows (what CSV writes) then the verdicts; figures(): a chart per guideline, drawn
+    only on demand; conventions(): the package's sentences; each TableResult is a result of its own."""
+    res = fake_result[0]
+    assert isinstance(res, Result) and all(isinstance(t, Result) for t in res.results)
+    rows, verdict_table = res.tables()
+    assert (rows.key, verdict_table.key) == ("rows", "verdicts")
+    assert rows.rows == res.rows() and len(rows.rows) == 17 and rows.title.startswith("shufflenet guidelines: G1")
+    assert [c.header for c in rows.columns if c.unit] == ["paper_gpu (batches/s)", "paper_arm (images/s)"]
+    assert any("c=184" in n for n in rows.notes)
+    assert [r["guideline"] for r in verdict_table.rows] == ["G1", "G2", "G3", "G4"]
+    assert [r["status"] for r in verdict_table.rows] == [v.status for v in res.verdicts]
+    assert [r["paper_gpu_status"] for r in verdict_table.rows] == [HOLDS] * 4
+    assert verdict_table.notes == res.verdict_lines()
+    assert FLOPS in res.conventions() and MAC in res.conventions() and SPEED in res.conventions()
+    assert not any(c.startswith("FLOPs") for c in res.conventions() if c != FLOPS)  # one FLOPs sentence
+    figs = res.figures()
+    assert [f.key for f in figs] == ["g1", "g2", "g3", "g4"] and all(isinstance(f, Figure) for f in figs)
+    assert figs[1].title.startswith("G2 (paper Table 2): speed falls") and figs[1].title.endswith("holds")
+    # the pre-contract list is still there (iterating result.tables) next to result.tables()
+    assert list(res.tables) == res.results and res.result("G3") is res.results[2]
+    g2 = res.result("g2")
+    (t,) = g2.tables()
+    assert t.title.startswith("G2 — paper Table 2: Excessive group convolution") and len(t.rows) == 4
+    assert t.notes[0] == g2.verdict.line() and "guideline" not in t.column_keys()
+    assert g2.headline().startswith("The paper: g=8 runs at 0.26x the speed of g=1 at equal FLOPs on GPU and "
+                                    "0.70x on ARM. Here: ") and g2.headline().endswith("— G2 holds.")
+    assert [f.key for f in g2.figures()] == ["g2"] and g2.conventions() == res.conventions()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_render_every_format(fake_result, fmt) -> None:
+    """All five formats of the fake run: the verdicts and the numbers are there in each."""
+    if fmt == "html":
+        pytest.importorskip("matplotlib")
+    res = fake_result[0]
+    text = render(res, fmt)
+    g2 = res.result("g2")
+    status, effect = g2.verdict.status, g2.verdict.columns[0].effect_str
+    assert "c=184 g=8" in text and "2451" in text  # a row's config and the paper's speed
+    if fmt == "csv":
+        assert f"{g2.rows[3].images_per_s}" in text
+        return
+    assert effect in text and ("G2 holds" in text or status in text)
+    assert "paper GPU 0.26x (holds)" in text or fmt == "json" and "0.26x" in text
+    if fmt == "html":
+        assert text.count("data:image/png;base64,") == 4
+    if fmt == "md":
+        assert "| G2 | x1 | g=8 | c=184 g=8 |" in text
+
+
+def test_render_one_guideline_and_write_files(fake_result, tmp_path) -> None:
     pytest.importorskip("matplotlib")
+    g3 = fake_result[0].result("g3")
+    md = render(g3, "md")
+    assert md.startswith("- FLOPs") and "**G3 — paper Table 3" in md and "| 1-fragment |" in md
+    out = write_result(g3, tmp_path / "g3.md", environment={"cpu_model": "fake"})
+    assert "![G3 (paper Table 3)" in out.read_text() and (tmp_path / "g3_g3.png").read_bytes()[:4] == b"\x89PNG"
+    page = write_result(fake_result[0], tmp_path / "all.html", environment={"cpu_model": "fake"}).read_text()
+    assert page.count("<figure>") == 4 and "G3 holds" in page
+
+
+def test_plots_written(fake_result, tmp_path) -> None:
+    mpl = pytest.importorskip("matplotlib")
     from shufflenet.guidelines.plots import save_plots
 
+    backend = mpl.get_backend()
     paths = save_plots(fake_result[0], tmp_path)
     assert [p.name for p in paths] == [f"guidelines_g{i}.png" for i in range(1, 5)]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no temporary files left
+    assert mpl.get_backend() == backend  # the user's backend is never switched
+
+
+def test_plots_use_no_pyplot() -> None:
+    from pathlib import Path
+
+    import shufflenet.guidelines.plots as plots
+
+    text = Path(plots.__file__).read_text()
+    assert "import matplotlib.pyplot" not in text and "plt." not in text and "matplotlib.use(" not in text
 
 
 def test_plot_legends_do_not_cover_bars(fake_result) -> None:
     pytest.importorskip("matplotlib")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     from shufflenet.guidelines.plots import table_figure
 
-    for table in fake_result[0].tables:
+    for table in fake_result[0].results:
         fig = table_figure(table, " (cpu)")
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
@@ -428,7 +516,6 @@ def test_plot_legends_do_not_cover_bars(fake_result) -> None:
         assert len(bars) == 3 * len(table.rows)
         assert not any(box.overlaps(b.get_window_extent(renderer)) for b in bars), table.guideline
         assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)  # outside the panels
-        plt.close(fig)
 
 
 def test_full_mode_defaults() -> None:
@@ -459,8 +546,8 @@ def test_cuda_defaults_and_run() -> None:
     o = runner.RunOptions(device="cuda", quick=True).resolved()
     assert (o.batch, o.channels, o.cudnn_benchmark) == (8, "gpu", True)
     res = runner.run_guidelines("g2", runner.RunOptions(device="cuda", quick=True, rounds=2, min_run_time=0.05))
-    assert res.env.get("gpu_name") and all(len(r.speeds) == 2 for r in res.tables[0].rows)
-    assert res.tables[0].rows[0].spec.config["c"] == 128 and res.tables[0].rows[0].batch == 8
+    assert res.env.get("gpu_name") and all(len(r.speeds) == 2 for r in res.results[0].rows)
+    assert res.results[0].rows[0].spec.config["c"] == 128 and res.results[0].rows[0].batch == 8
 
 
 # -- CLI --------------------------------------------------------------------------------------------------
@@ -500,4 +587,4 @@ def test_cli_table_with_fake_timer(capsys, monkeypatch) -> None:
     monkeypatch.setattr(runner, "_default_timer", lambda: FakeTimer())
     code, out, err = run_cli(capsys, "guidelines", "g2", "--quick", "--rounds", "3")
     assert code == 0, err
-    assert "G2 — paper Table 2" in out and "G2 holds on this platform" in out and "paper GPU 0.26x" in out
+    assert "paper Table 2" in out and "G2 holds on this platform" in out and "paper GPU 0.26x" in out

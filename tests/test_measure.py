@@ -5,6 +5,8 @@ No absolute time is asserted anywhere: timings only need to be present, positive
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -34,6 +36,8 @@ from shufflenet.measure import machine as machine_mod
 from shufflenet.measure import timing as timing_mod
 from shufflenet.measure.paper_speeds import TABLE8, app_table1b, table8_row
 from shufflenet.measure.timing import Measurement
+from shufflenet.render import render
+from shufflenet.result import Result, json_safe
 
 FAST = dict(min_run_time=0.01, warmup=3)
 SIZE = (1, 3, 8, 8)
@@ -176,9 +180,32 @@ def test_low_precision(dtype, name) -> None:
         assert any("fp16 on CPU" in n for n in m.notes)
 
 
+def _layout_spy(model: Tiny) -> list[tuple[bool, bool]]:
+    """Per forward call: whether its input and the conv weight were channels-last. The hook (and so the
+    list) travels with the converted copy that measure() times."""
+    seen: list[tuple[bool, bool]] = []
+
+    def spy(module: Tiny, args: tuple[torch.Tensor, ...]) -> None:
+        cl = torch.channels_last
+        seen.append((args[0].is_contiguous(memory_format=cl), module.conv.weight.is_contiguous(memory_format=cl)))
+
+    model.register_forward_pre_hook(spy)
+    return seen
+
+
 def test_channels_last() -> None:
-    m = measure(Tiny(), SIZE, memory_format="channels_last", **FAST)
+    model = Tiny()
+    seen = _layout_spy(model)
+    m = measure(model, SIZE, memory_format="channels_last", **FAST)
     assert m.memory_format == "channels_last" and m.env["memory_format"] == "channels_last"
+    # Every pass, warm-up and timed, ran an NHWC input through NHWC weights ...
+    assert len(seen) >= m.warmup_runs + m.total_runs
+    assert all(x_cl and w_cl for x_cl, w_cl in seen)
+    # ... on a copy: the caller's model keeps its layout.
+    assert not model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    seen.clear()
+    measure(model, SIZE, **FAST)  # the default layout really is a different one
+    assert seen and not any(x_cl or w_cl for x_cl, w_cl in seen)
 
 
 def test_block_of_one_pass_for_ms_scale_models() -> None:
@@ -193,9 +220,49 @@ def test_block_of_one_pass_for_ms_scale_models() -> None:
     assert m.number_per_run == 1 and m.num_blocks >= 2
 
 
+def _adaptive_stops(blocks: list[float], min_run_time: float, max_run_time: float) -> bool:
+    """Timer.adaptive_autorange's rule after a block: enough time and (more than 3 blocks with IQR/median
+    below 10%), or past ``max_run_time``."""
+    total = sum(blocks)
+    st = summarize_times(blocks)
+    confident = len(blocks) > 3 and st.iqr / st.median < timing_mod.NOISY_THRESHOLD
+    return (total >= min_run_time and confident) or total > max_run_time
+
+
 def test_adaptive_method() -> None:
-    m = measure(Tiny(), SIZE, method="adaptive", min_run_time=0.01, max_run_time=0.2, warmup=1)
-    assert m.method == "adaptive" and m.num_blocks >= 1
+    """Real timing: blocks until the spread is below 10% (or time runs out), and not one block longer."""
+    lo, hi = 0.01, 0.2
+    m = measure(Tiny(), SIZE, method="adaptive", min_run_time=lo, max_run_time=hi, warmup=1)
+    assert m.method == "adaptive" and m.num_blocks == len(m.times_s) >= 1
+    assert m.number_per_run > 1  # a pass of microseconds is timed in blocks of many passes
+    assert m.median_s == summarize_times(m.times_s).median and m.iqr_s == summarize_times(m.times_s).iqr
+    blocks = [t * m.number_per_run for t in m.times_s]  # the block times the stop rule summed
+    assert _adaptive_stops(blocks, lo, hi)
+    assert not _adaptive_stops(blocks[:-1], lo, hi) if len(blocks) > 1 else True
+    assert not m.noisy or sum(blocks) > hi  # it stops early only once the spread is below the noisy threshold
+
+
+@pytest.mark.parametrize("script, blocks, median", [
+    # Spread 40% after 4 blocks, 0% after 5: it stops at 5.
+    ([5e-3, 1e-3, 9e-3, 5e-3, 5e-3, 5e-3], 5, 5e-3),
+    # Never below 10% spread: it stops at the block that passes max_run_time (50 ms: the 11th, at 51 ms).
+    ([1e-3, 9e-3] * 20, 11, 1e-3),
+])
+def test_adaptive_stop_rule(monkeypatch: pytest.MonkeyPatch, script: list[float], blocks: int,
+                            median: float) -> None:
+    """Scripted block times: the adaptive method keeps timing exactly as long as its stop rule says."""
+    times = iter([2e-3, *script])  # the first call sizes the block: >= 1 ms per pass gives blocks of 1 pass
+    calls: list[int] = []
+
+    def timeit(self, number: int) -> float:
+        calls.append(number)
+        return next(times)
+
+    monkeypatch.setattr(timing_mod._Timer, "_timeit", timeit)
+    m = measure(Tiny(), SIZE, method="adaptive", min_run_time=0.01, max_run_time=0.05, warmup=1)
+    assert m.number_per_run == 1 and calls[1:] == [1] * blocks
+    assert m.num_blocks == blocks and m.times_s == pytest.approx(script[:blocks])
+    assert m.median_s == pytest.approx(median) == summarize_times(m.times_s).median
 
 
 def test_compile_failure_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -609,3 +676,72 @@ def test_units_suite_small() -> None:
     assert (v2["paper_gpu"], v2["paper_arm"], v1["paper_gpu_vs_v2"]) == (407, 174.5, round(298 / 407, 2))
     assert any("matched widths" in n for n in res.notes)
     assert res.to_dict()["rows"] == res.rows and len(res.bench.rows) == 3
+    # The result contract: the CSV is what `shufflenet bench --suite units --format csv` printed.
+    from shufflenet.cli._common import rows_to_csv
+
+    out = _formats(res)
+    assert out["csv"] == rows_to_csv(res.rows) and res.figures() == []
+    speed = f"{v1['b1_images_per_s']:.2f}"
+    md = _md_row(out["md"], "28x28 | 64 | ShuffleNet v1")
+    assert speed in md and str(v1["width"]) in md and "| b1 img/s |" in out["md"]
+    assert speed in out["table"] and "Appendix Table 1(b)" in out["table"] and f">{speed}</td>" in out["html"]
+
+
+# ----------------------------------------------------------------------------------------- the result contract
+def _formats(result) -> dict[str, str]:
+    assert isinstance(result, Result)
+    out = {fmt: render(result, fmt) for fmt in ("table", "csv", "json", "md", "html")}
+    assert json.loads(out["json"]) == json.loads(json.dumps(json_safe(result.to_dict())))
+    return out
+
+
+def _md_row(md: str, first_cell: str) -> list[str]:
+    line = next(x for x in md.splitlines() if x.startswith(f"| {first_cell} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_measurement_renders_in_every_format() -> None:
+    m = measure(Tiny(), SIZE, name="tiny", **FAST)
+    out = _formats(m)
+    (row,) = list(csv.DictReader(io.StringIO(out["csv"])))
+    assert float(row["median_ms"]) == m.median_s * 1e3 and int(row["blocks"]) == m.num_blocks
+    assert row["input"] == "1x3x8x8" and row["noisy"] == str(m.noisy)
+    median = f"{m.median_s * 1e3:.3f}"
+    assert median in _md_row(out["md"], "tiny") and median in out["table"] and f">{median}</td>" in out["html"]
+    assert "median (ms)" in out["table"] and any("IQR" in c for c in m.conventions())
+
+
+def test_bench_result_renders_in_every_format() -> None:
+    from shufflenet.cli._common import rows_to_csv
+
+    fake = machine_mod.MachineCeilings(device="cpu", threads=1, matmul_n=1, matmul_gflops=2.0, matmul_gmadds=1.0,
+                                       copy_bytes=1, copy_gb_per_s=1.0, matmul_relative_iqr=0.0,
+                                       copy_relative_iqr=0.0, measured_at="now")
+    spec = ModelSpec(name="tiny", build=Tiny, image_size=(3, 8, 8), family="test")
+    result = run_bench([spec], [1, 2], BenchOptions(min_run_time=0.01, warmup=1), machine=fake)
+    out = _formats(result)
+    assert out["csv"] == rows_to_csv(result.csv_rows())  # what `shufflenet bench --format csv` printed
+    rows = list(csv.DictReader(io.StringIO(out["csv"])))
+    for r, got in zip(result.rows, rows, strict=True):
+        assert float(got["latency_ms"]) == round(r.measurement.median_s * 1e3, 3)
+        assert float(got["compute_pct"]) == r.row()["compute_pct"] and int(got["batch"]) == r.batch
+    assert json.loads(out["json"])["rows"][1]["latency_ms"] == result.rows[1].row()["latency_ms"]
+    latency = f"{result.rows[0].row()['latency_ms']:.3f}"
+    md = _md_row(out["md"], "tiny")
+    assert md[:3] == ["tiny", "3x8x8", "1"] and latency in md and "| latency (ms) |" in out["md"]
+    assert latency in result.to_table() and result.to_table() == out["table"]
+    assert "GMAdd/s" in out["table"] and "multiply-adds" in out["table"] and "ceilings (1 thread(s))" in out["table"]
+    assert f">{latency}</td>" in out["html"]
+    assert set(json.loads(out["json"])) == {"conventions", "options", "env", "machine", "rows"}
+
+
+def test_machine_ceilings_render_in_every_format(small_machine) -> None:
+    from shufflenet.cli._common import rows_to_csv
+
+    c = measure_machine("cpu", 1, min_run_time=0.02, save=False, kernels=[_fake_kernel("fast", 10**6)])
+    out = _formats(c)
+    assert out["csv"] == rows_to_csv(c.rows())  # what `shufflenet bench --machine --format csv` printed
+    best = f"{round(c.matmul_gflops, 2):.2f}"
+    assert best in _md_row(out["md"], "fp32 compute (best kernel)") and best in out["html"]
+    assert best in c.to_table() and "machine ceilings:" in c.to_table() and "ridge point" in c.to_table()
+    assert machine_mod.MachineCeilings.from_dict(json.loads(out["json"])).matmul_gflops == c.matmul_gflops

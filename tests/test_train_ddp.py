@@ -113,12 +113,11 @@ WORKER = textwrap.dedent('''
                               bn_recalibrate=False, **COMMON), model=tiny_cnn())
         torch.save(r.model.state_dict(), os.path.join(out, f"nobn_rank{rank}.pt"))
         if with_bn:
-            train(TrainConfig(output_dir=os.path.join(out, "bn_step1"), **{**BN, "stop_after_steps": 1}))
+            r = train(TrainConfig(output_dir=os.path.join(out, "bn_step1"), **{**BN, "stop_after_steps": 1}))
+            torch.save(r.model.state_dict(), os.path.join(out, f"bn_step1_rank{rank}.pt"))
             r = train(TrainConfig(output_dir=os.path.join(out, "bn"), **BN))
             torch.save(r.model.state_dict(), os.path.join(out, f"bn_rank{rank}.pt"))
             assert r.world_size == int(os.environ.get("WORLD_SIZE", "1"))
-            r = train(TrainConfig(output_dir=os.path.join(out, "bn_norecal"), **{**BN, "bn_recalibrate": False}))
-            torch.save(r.model.state_dict(), os.path.join(out, f"bn_norecal_rank{rank}.pt"))
             cut = TrainConfig(output_dir=os.path.join(out, "bn_cut"), **BN)
             real = with_model_hook(signal_rank1_at(9))
             try:
@@ -166,9 +165,9 @@ def _load(path):
 
 def test_ranks_hold_identical_weights(ddp_run) -> None:
     out, _ = ddp_run
-    # bn_norecal: no final recalibration, so the BN buffers are identical only because the engine averages
-    # the running statistics over ranks (each rank updates them from its own half-batch)
-    for kind in ("nobn", "bn", "bn_norecal", "bn_cut"):
+    # bn_step1 (one step, no final recalibration): the BN buffers are identical only because the engine
+    # averages the running statistics over ranks; each rank updates them from its own half-batch
+    for kind in ("nobn", "bn", "bn_step1", "bn_cut"):
         r0, r1 = _load(out / f"{kind}_rank0.pt"), _load(out / f"{kind}_rank1.pt")
         assert r0.keys() == r1.keys()
         assert all(torch.equal(r0[k], r1[k]) for k in r0), [k for k in r0 if not torch.equal(r0[k], r1[k])][:5]
@@ -226,14 +225,15 @@ def test_bn_ddp_step_equals_one_process_with_ghost_bn_not_plain_bn(ddp_run, tmp_
 
     d, g, p = tensors(ddp), tensors(ghost), tensors(plain)
     assert len(d) > 250 + 150  # 281 float tensors of the model, 168 gradients
-    for k in d:
-        torch.testing.assert_close(g[k], d[k], rtol=1e-4, atol=1e-4, msg=k)
+    for k in d:  # float rounding, relative to each tensor's scale (some gradients are ~1e-9)
+        scale = d[k].abs().max().item()
+        assert (g[k] - d[k]).abs().max().item() <= 1e-3 * scale + 1e-7, k
     counts = [k for k in ddp["state_dict"] if k.endswith("num_batches_tracked")]
     assert counts and all(torch.equal(ghost["state_dict"][k], ddp["state_dict"][k]) for k in counts)
     # ... and not the step of a 1-process run of the same global batch with ordinary BN
-    differ = [k for k in d if not torch.allclose(p[k], d[k], rtol=1e-3, atol=1e-3)]
-    assert len(differ) > len(d) // 2, len(differ)
-    assert max((p[k] - d[k]).abs().max().item() for k in d) > 0.1
+    sizable = [k for k in d if d[k].abs().max().item() > 1e-5]
+    differ = [k for k in sizable if (p[k] - d[k]).abs().max().item() > 0.05 * d[k].abs().max().item()]
+    assert len(differ) > len(sizable) // 2, (len(differ), len(sizable))
 
 
 def test_signal_on_one_rank_stops_both_after_the_same_step_and_resumes_exactly(ddp_run) -> None:

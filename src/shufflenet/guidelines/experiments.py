@@ -94,7 +94,8 @@ class RowSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"guideline": self.guideline, "row": self.label, "index": self.index,
                 "multiplier": self.multiplier, "channels": self.channels, "column": self.column,
-                "config": dict(self.config), "input_size": list(self.input_size(1)), "depth": self.depth,
+                "config": dict(self.config), "config_text": self.describe(),
+                "input_size": list(self.input_size(1)), "depth": self.depth,
                 "paper_gpu": self.paper_gpu, "paper_arm": self.paper_arm, "notes": list(self.notes)}
 
 

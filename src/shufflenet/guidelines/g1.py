@@ -43,7 +43,7 @@ def configure(table: PaperTable, label: str, channels: str, multiplier: int) -> 
     return RowConfig({"c1": c1, "c2": c2}, c1)
 
 
-def build(config: Config, depth: int):  # noqa: ANN201 - a BenchNet
+def build(config: Config, depth: int) -> blocks.BenchNet:
     return blocks.g1_net(config["c1"], config["c2"], depth)
 
 

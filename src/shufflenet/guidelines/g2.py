@@ -55,7 +55,7 @@ def configure(table: PaperTable, label: str, channels: str, multiplier: int) -> 
     return RowConfig({"c": c, "groups": g}, c, notes)
 
 
-def build(config: Config, depth: int):  # noqa: ANN201 - a BenchNet
+def build(config: Config, depth: int) -> blocks.BenchNet:
     return blocks.g2_net(config["c"], config["groups"], depth)
 
 
@@ -77,9 +77,12 @@ def judge(speeds: Speeds, multiplier: int = 1, within: Mapping[str, float] | Non
     labels = list(speeds)
     main = compare_rows(speeds, labels[-1], labels[0], within, min_band)  # ratio < 1: g=8 slower
     status = status_all([main], -1)
-    steps = [compare_rows(speeds, hi, lo, within, min_band) for lo, hi in zip(labels[:-1], labels[1:], strict=True)]
-    notes = [f"not monotone: {s.a} is {fmt_ratio(s.ratio)} the speed of {s.b}" for s in steps if s.outcome > 0]
-    return ColumnVerdict(multiplier, status, main.ratio, fmt_ratio(main.ratio), "", [main, *steps], notes, main)
+    steps = [compare_rows(speeds, hi, lo, within, min_band)
+             for lo, hi in zip(labels[:-1], labels[1:], strict=True)]
+    notes = [f"not monotone: {s.a} is {fmt_ratio(s.ratio)} the speed of {s.b}"
+             for s in steps if s.outcome > 0]
+    return ColumnVerdict(multiplier, status, main.ratio, fmt_ratio(main.ratio), "", [main, *steps], notes,
+                         main)
 
 
 G2 = Guideline(

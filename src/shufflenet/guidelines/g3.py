@@ -64,7 +64,7 @@ def configure(table: PaperTable, label: str, channels: str, multiplier: int) -> 
     return RowConfig({"c": c, "width": width, "fragments": fragments, "parallel": parallel}, width)
 
 
-def build(config: Config, depth: int):  # noqa: ANN201 - a BenchNet
+def build(config: Config, depth: int) -> blocks.BenchNet:
     return blocks.g3_net(config["width"], config["fragments"], config["parallel"], depth)
 
 

@@ -46,7 +46,7 @@ def configure(table: PaperTable, label: str, channels: str, multiplier: int) -> 
                       "shortcut": base["shortcut"]}, c)
 
 
-def build(config: Config, depth: int):  # noqa: ANN201 - a BenchNet
+def build(config: Config, depth: int) -> blocks.BenchNet:
     return blocks.g4_net(config["c"], config["mid"], config["relu"], config["shortcut"], depth)
 
 

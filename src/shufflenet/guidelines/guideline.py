@@ -44,7 +44,8 @@ class Guideline:
     - ``table``: the paper's table (:class:`~shufflenet.guidelines.paper_tables.PaperTable`).
     - ``configure(table, row_label, channels, multiplier) -> RowConfig``: a row's exact configuration
       for a channel set (``"gpu"`` / ``"arm"``) and column (multiplier 1, 2, 4).
-    - ``build(config, depth) -> nn.Module``: the benchmark net of ``depth`` blocks.
+    - ``build(config, depth) -> nn.Module``: the benchmark net of ``depth`` identical blocks, each with
+      equal input and output shapes (the runner counts one block's cost and multiplies by ``depth``).
     - ``flops(config, hw) -> int``: closed-form multiply-adds of **one block** per image on an
       ``hw x hw`` input (the cost engine must agree; the tests check it).
     - ``mac(config, hw) -> int`` or ``None``: the paper's closed-form MAC of one block, where the paper

@@ -50,7 +50,8 @@ def draw_table(fig: MplFigure, res: TableResult, platform: str = "") -> None:
         err = [r.relative * r.spread / 2 for r in col]
         gpu = [r.spec.paper_gpu / first.paper_gpu for r in col]
         arm = [r.spec.paper_arm / first.paper_arm for r in col]
-        ax.bar([x - BAR for x in xs], ours, BAR, yerr=err, capsize=2, label=f"ours{platform}", color=COLORS["ours"])
+        ax.bar([x - BAR for x in xs], ours, BAR, yerr=err, capsize=2, label=f"ours{platform}",
+               color=COLORS["ours"])
         ax.bar(xs, gpu, BAR, label="paper GPU", color=COLORS["gpu"])
         ax.bar([x + BAR for x in xs], arm, BAR, label="paper ARM", color=COLORS["arm"])
         ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
@@ -77,7 +78,8 @@ def table_chart(res: TableResult, platform: str = "") -> Figure:
     def draw(fig: MplFigure) -> None:
         draw_table(fig, res, platform)
 
-    return Figure(chart_title(res), draw, key=res.guideline, size=(PANEL_WIDTH * n + EXTRA_WIDTH, HEIGHT), dpi=DPI)
+    return Figure(chart_title(res), draw, key=res.guideline, size=(PANEL_WIDTH * n + EXTRA_WIDTH, HEIGHT),
+                  dpi=DPI)
 
 
 def table_figure(res: TableResult, platform: str = "") -> Any:

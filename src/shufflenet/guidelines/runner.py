@@ -53,7 +53,7 @@ from shufflenet.guidelines.plots import table_chart
 from shufflenet.guidelines.registry import choices_text, get_guideline
 from shufflenet.guidelines.verdicts import Verdict, compare, judge, median, relative_iqr
 from shufflenet.measure.options import resolve_device, resolve_threads
-from shufflenet.result import FLOPS, MAC, SPEED, Column, Figure, ResultBase, Table
+from shufflenet.result import FLOPS, MAC, SPEED, Figure, ResultBase, Table
 
 QUICK_ROUNDS, QUICK_MIN_RUN_TIME = 15, 0.1
 FULL_ROUNDS, FULL_MIN_RUN_TIME = 21, 0.15
@@ -318,20 +318,21 @@ class GuidelinesResult(ResultBase):
         """The run in one line: where, how, how long (the first line of the text output)."""
         o, env = self.options, self.env
         where = env.get("gpu_name") or env.get("cpu_model") or o.device
-        names = ", ".join(f"{t.name} (Table {t.table.number})" for t in self.results) or "none"
+        names = ", ".join(f"{t.name} (paper Table {t.table.number})" for t in self.results) or "none"
         return (f"shufflenet guidelines: {names} on {where} ({o.device}, batch {o.batch}, "
                 f"threads {env.get('threads', o.threads)}, {(o.channels or '').upper()} channel set, "
                 f"{o.rounds} rounds x >= {o.min_run_time:g} s, {'quick' if o.quick else 'full'}; "
                 f"{self.wall_s:.0f} s)")
 
     def verdict_rows(self) -> list[dict[str, Any]]:
-        """One row per guideline: status and effects here and in the paper's GPU and ARM data."""
+        """One row per guideline: status and effects here and in the paper's GPU and ARM data (the claim
+        and details are in the verdict lines, the table's notes)."""
         out = []
         for t in self.results:
             v = t.verdict
             if v is None:
                 continue
-            out.append({"guideline": v.name, "table": t.table.number, "claim": v.claim, "status": v.status,
+            out.append({"guideline": v.name, "table": t.table.number, "status": v.status,
                         "here": ", ".join(c.effect_str for c in v.columns),
                         "paper_gpu": ", ".join(c.effect_str for c in v.paper_gpu),
                         "paper_gpu_status": v.paper_gpu_status,
@@ -357,7 +358,8 @@ class GuidelinesResult(ResultBase):
         return list(CONVENTIONS)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conventions": self.conventions(), "choices": describe_choices(), "options": self.options.to_dict(),
+        return {"conventions": self.conventions(), "choices": describe_choices(),
+                "options": self.options.to_dict(),
                 "env": self.env, "wall_s": self.wall_s, "tables": [t.to_dict() for t in self.results],
                 "verdicts": self.verdict_lines(), "headlines": self.headlines()}
 

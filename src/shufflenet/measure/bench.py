@@ -180,11 +180,12 @@ class BenchRow:
         return d
 
 
-# The columns of the table (keys of BenchRow.row()): label and unit.
+# The columns of the table (keys of BenchRow.row()): label, unit and the precision the row rounds to.
 COLUMNS = {
-    "mflops": ("MFLOPs", ""), "mmac": ("MMAC", ""), "latency_ms": ("latency", "ms"), "iqr_ms": ("IQR", "ms"),
-    "images_per_s": ("images/s", ""), "batches_per_s": ("batches/s", ""), "gmadds_per_s": ("GMAdd/s", ""),
-    "mac_gb_per_s": ("MAC GB/s", ""), "compute_pct": ("compute", "%"), "bandwidth_pct": ("copy BW", "%"),
+    "mflops": ("MFLOPs", "", ".1f"), "mmac": ("MMAC", "", ".2f"), "latency_ms": ("latency", "ms", ".3f"),
+    "iqr_ms": ("IQR", "ms", ".3f"), "images_per_s": ("images/s", "", ".1f"), "batches_per_s": ("batches/s", "", ".1f"),
+    "gmadds_per_s": ("GMAdd/s", "", ".2f"), "mac_gb_per_s": ("MAC GB/s", "", ".2f"),
+    "compute_pct": ("compute", "%", ".1f"), "bandwidth_pct": ("copy BW", "%", ".1f"),
 }
 TABLE_HEADERS = {
     "model": "model", "input": "input", "batch": "batch", "mflops": "MFLOPs", "mmac": "MMAC",
@@ -220,9 +221,9 @@ class BenchResult(ResultBase):
 
     def tables(self) -> list[Table]:
         """One table: the rows of the CSV output (:meth:`csv_rows`), with the footer's lines as notes."""
-        return [Table.from_rows(self.title(), self.csv_rows(), units={k: u for k, (_, u) in COLUMNS.items()},
-                                labels={k: lab for k, (lab, _) in COLUMNS.items()}, notes=self.notes(),
-                                key="bench")]
+        return [Table.from_rows(self.title(), self.csv_rows(), units={k: c[1] for k, c in COLUMNS.items()},
+                                labels={k: c[0] for k, c in COLUMNS.items()}, fmts={k: c[2] for k, c in COLUMNS.items()},
+                                notes=self.notes(), key="bench")]
 
     def to_table(self) -> str:
         from shufflenet.render import render

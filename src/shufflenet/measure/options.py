@@ -82,26 +82,25 @@ def check_memory_format(memory_format: str) -> torch.memory_format:
     return torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
 
 
+def _sizes(size: Sequence[int], names: tuple[str, ...], what: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in size)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{what} {size!r} is not a sequence of integers") from None
+    if len(dims) != len(names) or any(d <= 0 for d in dims):
+        count = {3: "three", 4: "four"}.get(len(names), str(len(names)))
+        raise UserInputError(f"{what} {tuple(size)!r}: expected {count} positive sizes {', '.join(names)}")
+    return dims
+
+
 def check_input_size(input_size: Sequence[int]) -> tuple[int, int, int, int]:
     """An NCHW tuple of four positive ints (batch first)."""
-    try:
-        dims = tuple(int(d) for d in input_size)
-    except (TypeError, ValueError):
-        raise UserInputError(f"input size {input_size!r} is not a sequence of integers") from None
-    if len(dims) != 4 or any(d <= 0 for d in dims):
-        raise UserInputError(f"input size {tuple(input_size)!r}: expected four positive sizes N, C, H, W")
-    return dims  # type: ignore[return-value]
+    return _sizes(input_size, ("N", "C", "H", "W"), "input size")  # type: ignore[return-value]
 
 
 def check_image_size(image_size: Sequence[int]) -> tuple[int, int, int]:
     """A per-image (C, H, W) tuple of three positive ints."""
-    try:
-        dims = tuple(int(d) for d in image_size)
-    except (TypeError, ValueError):
-        raise UserInputError(f"per-image input size {image_size!r} is not a sequence of integers") from None
-    if len(dims) != 3 or any(d <= 0 for d in dims):
-        raise UserInputError(f"per-image input size must be three positive sizes C, H, W; got {tuple(image_size)}")
-    return dims  # type: ignore[return-value]
+    return _sizes(image_size, ("C", "H", "W"), "per-image input size")  # type: ignore[return-value]
 
 
 def check_count(name: str, value: object, low: int = 0) -> int:

@@ -44,9 +44,20 @@ _LABELS = {
 }
 
 
+# Display formats: the precision each table's rows are rounded to (so the text shows the CSV's numbers).
+_FMTS = {
+    "op-type": {"time_ms": ".3f", "percent": ".1f"},
+    "layer": {"time_ms": ".4f", "percent": ".2f", "mflops": ".3f", "mac_kb": ".1f", "gmadds_per_s": ".2f",
+              "mac_gb_per_s": ".2f", "madds_per_byte": ".2f", "compute_pct": ".1f", "bandwidth_pct": ".1f"},
+    "op": {"time_ms": ".4f", "percent": ".2f", "mflops": ".3f", "mac_kb": ".1f"},
+    "fig2": {"this_machine_pct": ".1f", "paper_gpu_pct": ".1f", "paper_arm_pct": ".1f"},
+}
+
+
 def _table(title: str, rows: list[dict[str, Any]], key: str, notes: list[str] | None = None) -> Table:
     return Table.from_rows(title, rows, units={k: u for k, (_, u) in _LABELS.items()},
-                           labels={k: lab for k, (lab, _) in _LABELS.items()}, notes=notes or [], key=key)
+                           labels={k: lab for k, (lab, _) in _LABELS.items()}, fmts=_FMTS[key], notes=notes or [],
+                           key=key)
 
 
 @dataclass
