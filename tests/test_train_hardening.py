@@ -198,14 +198,18 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("sig,workers", [(signal.SIGINT, 1), (signal.SIGTERM, 0)])
-def test_a_signal_mid_epoch_writes_a_checkpoint_that_resumes_exactly(tmp_path, uninterrupted, capsys, sig,
-                                                                     workers) -> None:
+def _same_weights(a_dir: Path, b_dir: Path) -> None:
+    a, b = _state(a_dir / "model.pt"), _state(b_dir / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), [
+        k for k in a if not torch.equal(a[k], b[k])][:5]
+
+
+def test_ctrl_c_mid_epoch_writes_a_checkpoint_that_resumes_exactly(tmp_path, uninterrupted, capsys) -> None:
     script = tmp_path / "blocker.py"
     script.write_text(BLOCKER)
     out, ready, go = tmp_path / "run", tmp_path / "ready", tmp_path / "go"
     cmd = [sys.executable, str(script), "9", str(ready), str(go), "--quiet", "train", *CLI_RUN,
-           "--workers", str(workers), "-o", str(out)]
+           "--workers", "1", "-o", str(out)]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -213,29 +217,72 @@ def test_a_signal_mid_epoch_writes_a_checkpoint_that_resumes_exactly(tmp_path, u
         while not ready.exists():
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
             time.sleep(0.02)
-        if sig == signal.SIGINT:
-            os.killpg(proc.pid, sig)  # as Ctrl-C: the whole process group, data-loader worker included
-        else:
-            os.kill(proc.pid, sig)
+        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C: the whole process group, data-loader worker included
         go.touch()
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 128 + sig, err
-    assert err.count("\n") == 1, err
-    assert f"interrupted ({sig.name}) at epoch 2, step 9/12" in err
-    assert f"resume with: shufflenet train --resume {out / 'last.pt'}" in err
+    assert proc.returncode == 130, err
+    assert err == (f"shufflenet: interrupted (SIGINT) at epoch 2, step 9/12; resumable checkpoint written: "
+                   f"{out / 'last.pt'}; resume with: shufflenet train --resume {out / 'last.pt'}\n")
     ck = torch.load(out / "last.pt", weights_only=True)["train"]
     assert (ck["epoch"], ck["batch_in_epoch"], ck["step"], ck["finished"]) == (1, 3, 9, False)
     assert not list(out.glob(".*.tmp"))
     assert main(["--quiet", "train", "--resume", str(out / "last.pt")]) == 0
     capsys.readouterr()
-    a, b = _state(uninterrupted / "model.pt"), _state(out / "model.pt")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), [
-        k for k in a if not torch.equal(a[k], b[k])][:5]
+    _same_weights(uninterrupted, out)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def _signal_at_step(monkeypatch, step: int, *signals: int) -> None:
+    """The process sends itself ``signals`` during the training forward of ``step``."""
+    import shufflenet.train.engine as engine
+
+    real = engine.build_model
+
+    def build(cfg, data):
+        model = real(cfg, data)
+        calls = [0]
+
+        def hook(module, inputs):
+            if module.training:
+                calls[0] += 1
+                if calls[0] == step:
+                    for s in signals:
+                        os.kill(os.getpid(), s)
+        model.register_forward_pre_hook(hook)
+        return model
+
+    monkeypatch.setattr(engine, "build_model", build)
+
+
+def test_sigterm_mid_epoch_writes_a_checkpoint_that_resumes_exactly(tmp_path, uninterrupted, monkeypatch,
+                                                                    capsys) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    _signal_at_step(monkeypatch, 9, signal.SIGTERM)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "--quiet", "train", *CLI_RUN, "--workers", "0", "-o", str(out))
+    assert code == 143 and err.count("\n") == 1
+    assert f"interrupted (SIGTERM) at epoch 2, step 9/12; resumable checkpoint written: {out / 'last.pt'}" in err
+    assert signal.getsignal(signal.SIGTERM) is before  # the run's handler is gone with it
+    monkeypatch.undo()
+    assert torch.load(out / "last.pt", weights_only=True)["train"]["step"] == 9
+    assert main(["--quiet", "train", "--resume", str(out / "last.pt")]) == 0
+    _same_weights(uninterrupted, out)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys) -> None:
+    _signal_at_step(monkeypatch, 9, signal.SIGINT, signal.SIGINT)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "--quiet", "train", *CLI_RUN, "--workers", "0", "-o", str(out))
+    assert code == 130 and err == (f"shufflenet: interrupted twice: stopped at once at step 8/12; the last "
+                                   f"checkpoint is {out / 'last.pt'} (step 6), intact; resume with: shufflenet "
+                                   f"train --resume {out / 'last.pt'}\n")
+    assert torch.load(out / "last.pt", weights_only=True)["train"]["step"] == 6  # the epoch-1 checkpoint
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not list(out.glob(".*.tmp"))
 
 
 # ---------------------------------------------------------------------- finished runs, init_from

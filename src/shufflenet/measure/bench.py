@@ -36,6 +36,7 @@ from shufflenet.measure.timing import (
     measure,
     resolve_clock,
 )
+from shufflenet.render import render
 from shufflenet.result import FLOPS, GMADDS, MAC, MAC_RATE, ResultBase, Table
 
 PER_BATCH = ("FLOPs and MAC are per batch: FLOPs = batch x those at batch 1; MAC counted at that batch "
@@ -226,8 +227,6 @@ class BenchResult(ResultBase):
                                 notes=self.notes(), key="bench")]
 
     def to_table(self) -> str:
-        from shufflenet.render import render
-
         return render(self, "table")
 
     def notes(self) -> list[str]:

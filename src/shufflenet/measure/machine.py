@@ -44,6 +44,7 @@ from shufflenet.errors import UserInputError, first_line
 from shufflenet.measure.options import resolve_device, resolve_threads
 from shufflenet.measure.roofline import ridge_point
 from shufflenet.measure.timing import num_threads, resolve_clock, summarize_times
+from shufflenet.render import render
 from shufflenet.result import GMADDS, ResultBase, Table
 
 CACHE_VERSION = 2
@@ -450,8 +451,6 @@ class MachineCeilings(ResultBase):
         return list(CONVENTIONS)
 
     def to_table(self) -> str:
-        from shufflenet.render import render
-
         return render(self, "table")
 
     def summary(self) -> str:

@@ -15,8 +15,10 @@ import torch
 from shufflenet.errors import UserInputError
 from shufflenet.measure import optypes
 from shufflenet.measure.machine import MachineCeilings
+from shufflenet.measure.plots import breakdown_chart
 from shufflenet.measure.roofline import intensity, ridge_point
 from shufflenet.measure.timing import Measurement
+from shufflenet.render import render
 from shufflenet.result import FLOPS, GMADDS, MAC, MAC_RATE, Figure, ResultBase, Table
 
 COVERAGE_TOLERANCE = 0.05  # the buckets must sum to the independently measured latency within 5%
@@ -344,8 +346,6 @@ class ProfileReport(ResultBase):
         return [*self.grouping_tables("op-type"), *self.grouping_tables("layer"), *self.grouping_tables("op")]
 
     def figures(self) -> list[Figure]:
-        from shufflenet.measure.plots import breakdown_chart
-
         return [breakdown_chart(self)]
 
     def view(self, by: str = "op-type", top: int | None = None) -> ProfileView:
@@ -354,8 +354,6 @@ class ProfileReport(ResultBase):
         return ProfileView(self, by, top)
 
     def to_table(self, by: str = "op-type", top: int | None = None) -> str:
-        from shufflenet.render import render
-
         return render(self.view(by, top), "table")
 
     def summary(self) -> str:

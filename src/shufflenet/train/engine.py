@@ -781,6 +781,19 @@ class _Trainer:
         return TrainingInterrupted(f"interrupted ({name}) {where}; {state}: {checkpoint}; resume with: {how}",
                                    signum, str(checkpoint))
 
+    def _stopped_at_once(self) -> TrainingInterrupted:
+        """A second signal (one process): nothing was written for this step; name the last checkpoint."""
+        if self.last_saved is not None:
+            ck, at = self.last_saved
+        elif self.resume_path is not None and self.ckpt is not None:
+            ck, at = self.resume_path, int(self.ckpt["train"].get("step", 0))
+        else:
+            return TrainingInterrupted("interrupted twice: stopped at once; no checkpoint had been written yet",
+                                       signal.SIGINT, None)
+        return TrainingInterrupted(
+            f"interrupted twice: stopped at once at step {self.step}/{self.total_steps}; the last checkpoint is "
+            f"{ck} (step {at}), intact; resume with: shufflenet train --resume {ck}", signal.SIGINT, str(ck))
+
     def _epoch(self, epoch: int) -> bool:
         """Train (the rest of) one epoch; False when stopped by ``stop_after_steps``."""
         cfg = self.cfg
@@ -919,7 +932,12 @@ class _Trainer:
         try:
             self._setup()
             self.stop.install()
-            result = self._run()
+            try:
+                result = self._run()
+            except KeyboardInterrupt:
+                if self.stop.signum is None:
+                    raise
+                raise self._stopped_at_once() from None
             failed = False
             return result
         finally:
