@@ -368,6 +368,7 @@ def test_config_objects_are_checked_by_type_too() -> None:
     with pytest.raises(UserInputError, match="'lr' in TrainConfig must be a number"):
         TrainConfig(lr="0.1").validate()  # type: ignore[arg-type]
     assert isinstance(TrainConfig(lr=1).validate().lr, float)
+    assert TrainConfig(output_dir=Path("runs/x")).validate().output_dir == "runs/x"  # a path is fine
     for bad in (float("nan"), float("inf")):
         with pytest.raises(UserInputError, match="lr must be a positive number"):
             TrainConfig(lr=bad).validate()

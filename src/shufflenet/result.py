@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 FLOPS = "FLOPs = multiply-adds of conv + FC layers (the paper's convention, V2 footnote 1)"
 FLOPS_ELEMENTWISE = ("FLOPs = multiply-adds of conv + FC layers, plus element-wise ops (BN 2/element, "
                      "activations and adds 1/element); the paper counts conv + FC only")
-MAC = ("MAC = elements read + written by each op (the paper's Sec. 2, G1), weights included; "
-       "each input occurrence read once")
+MAC = ("MAC = elements read + written by each op (the paper's Sec. 2, G1), weights included; a tensor "
+       "an op reads twice counts once, except in cat/stack, which copy every occurrence")
 DEPLOY = "deploy: BN folded into the producing conv/linear, activations on its output fused"
 SPEED = "speed: median over timed rounds; spread = interquartile range (IQR) relative to the median"
 GMADDS = ("GMAdd/s = achieved 10^9 multiply-adds per second (= GFLOP/s / 2 when a multiply-add counts "

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-FLOPS_CONVENTION = "FLOPs = multiply-adds of conv+linear (paper convention)"
-FLOPS_CONVENTION_ELEMENTWISE = (
-    "FLOPs = multiply-adds of conv+linear, plus element-wise ops (BN 2/element, activations and "
-    "arithmetic 1/output element, pooling 1/window element)"
-)
-MAC_CONVENTION = "MAC = elements read + written (paper Sec. 2), weights included, each tensor read once per op"
-DEPLOY_CONVENTION = "deploy: BN folded into the producing conv/linear, activations on its output fused"
+from shufflenet import result
+from shufflenet.render import render, si
+from shufflenet.result import Column, Figure, Table
+
 GROUPINGS = ("layer", "op", "stage", "row")
 
 
@@ -178,13 +173,12 @@ class CostReport:
 
         raise UserInputError(f"unknown grouping {by!r}; expected one of {', '.join(GROUPINGS)}")
 
-    # -- rendering -------------------------------------------------------------------------------
+    # -- the result contract (rendered by shufflenet.render) --------------------------------------
 
     def conventions(self) -> list[str]:
-        lines = [FLOPS_CONVENTION_ELEMENTWISE if self.count_elementwise_flops else FLOPS_CONVENTION,
-                 MAC_CONVENTION]
+        lines = [result.FLOPS_ELEMENTWISE if self.count_elementwise_flops else result.FLOPS, result.MAC]
         if self.mode == "deploy":
-            lines.append(DEPLOY_CONVENTION)
+            lines.append(result.DEPLOY)
         return lines
 
     def to_dict(self, by: str | None = None) -> dict[str, Any]:
@@ -205,75 +199,70 @@ class CostReport:
     def to_json(self, by: str | None = None, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(by), indent=indent)
 
-    def _columns(self, by: str) -> list[str]:
-        if by == "row":
-            return ["name", "op", "kind", "module_type", "output_shape"]
-        if by == "op":
-            return ["kind", "op", "calls"]
-        if by == "stage":
-            return ["name", "calls"]
-        return ["name", "module_type", "calls"]
-
-    def to_csv(self, by: str = "layer") -> str:
-        """Integer counts (no unit scaling), one line per group; columns mirror ``to_dict`` keys."""
-        items = self.grouped(by)
-        cols = self._columns(by) + ["params", "flops", "mac", "mac_bytes", "intensity"]
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(cols)
-        for it in items:
-            d = it.to_dict()
-            w.writerow(["x".join(map(str, d[c])) if c == "output_shape" else d[c] for c in cols])
-        return buf.getvalue()
-
-    def to_table(self, by: str = "layer", max_rows: int | None = None) -> str:
-        """Aligned text table with human units (K/M/G, decimal), the conventions in the header and a
-        total line. ``max_rows`` keeps the heaviest groups by MAC."""
+    def tables(self, by: str = "layer", max_rows: int | None = None) -> list[Table]:
+        """The groups ``by`` layer/op/stage/row (``max_rows`` keeps the heaviest by MAC), then the totals."""
         items = self.grouped(by)
         if max_rows is not None and len(items) > max_rows:
             keep = {id(x) for x in sorted(items, key=lambda x: -x.mac)[:max_rows]}
             items = [x for x in items if id(x) in keep]
-        text_cols = self._columns(by)
-        header = text_cols + ["params", "FLOPs", "MAC", "MAC bytes", "FLOPs/MAC"]
-        body = []
-        for it in items:
-            d = it.to_dict()
-            cells = ["x".join(map(str, d[c])) if c == "output_shape" else str(d[c]) for c in text_cols]
-            cells += [_human(it.params), _human(it.flops), _human(it.mac), _human(it.mac_bytes, "B"),
-                      f"{it.intensity:.2f}"]
-            body.append(cells)
-        total = ["total" if self.complete else "total (INCOMPLETE)"] + [""] * (len(text_cols) - 1)
-        total += [_human(self.params), _human(self.flops), _human(self.mac), _human(self.mac_bytes, "B"),
-                  f"{self.intensity:.2f}"]
-        widths = [max(len(r[i]) for r in [header, total, *body]) for i in range(len(header))]
-        n_text = len(text_cols)
-
-        def line(cells: list[str]) -> str:
-            return "  ".join(c.ljust(w) if i < n_text else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
-
-        rule = "-" * len(line(header))
+        cols = [Column(c, "module" if c == "module_type" else "") for c in _TEXT_COLUMNS[by]] + _COUNT_COLUMNS
         title = (f"{self.model_name}  input {'x'.join(map(str, self.input_size))} {self.dtype}  "
                  f"mode={self.mode}  by={by}")
         warning = [self.incomplete_warning()] if not self.complete else []
-        out = [title, *warning, *self.conventions(), rule, line(header), rule, *(line(c) for c in body), rule,
-               line(total), *warning]
-        return "\n".join(out)
+        groups = Table(title, cols, [it.to_dict() for it in items], notes=warning, key=by)
+        total = {"scope": "whole model" if self.complete else "whole model (INCOMPLETE)", "params": self.params,
+                 "flops": self.flops, "mac": self.mac, "mac_bytes": self.mac_bytes, "intensity": self.intensity}
+        totals = Table("totals", [Column("scope"), *_COUNT_COLUMNS], [total], key="totals")
+        return [groups, totals]
+
+    def figures(self) -> list[Figure]:
+        return []
+
+    def view(self, by: str = "layer", max_rows: int | None = None) -> CostView:
+        """This report as a result grouped ``by`` (what ``shufflenet cost --by`` renders)."""
+        self.grouped(by)  # validates ``by``
+        return CostView(self, by, max_rows)
+
+    def to_csv(self, by: str = "layer") -> str:
+        """Integer counts (no unit scaling), one line per group; columns mirror ``to_dict`` keys."""
+        return render(self.view(by), "csv")
+
+    def to_table(self, by: str = "layer", max_rows: int | None = None) -> str:
+        """Aligned text table with human units (K/M/G, decimal), the conventions and a total line."""
+        return render(self.view(by, max_rows), "table")
 
     def summary(self) -> str:
         """One line: params, FLOPs, MAC."""
-        return (f"{self.model_name}: params {_human(self.params)}, FLOPs {_human(self.flops)} (multiply-adds), "
-                f"MAC {_human(self.mac)} elements ({_human(self.mac_bytes, 'B')}), mode={self.mode}"
+        return (f"{self.model_name}: params {si(self.params)}, FLOPs {si(self.flops)} (multiply-adds), "
+                f"MAC {si(self.mac)} elements ({si(self.mac_bytes, 'B')}), mode={self.mode}"
                 + ("" if self.complete else f" -- {self.incomplete_warning()}"))
 
     def __str__(self) -> str:
         return self.to_table()
 
 
-def _human(n: float, unit: str = "") -> str:
-    """1234567 -> "1.235M" (decimal prefixes)."""
-    a = abs(n)
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if a >= scale:
-            return f"{n / scale:.3f}{prefix}{unit}"
-    return f"{n}{unit}" if unit else str(n)
+_TEXT_COLUMNS = {"row": ["name", "op", "kind", "module_type", "output_shape"], "op": ["kind", "op", "calls"],
+                 "stage": ["name", "calls"], "layer": ["name", "module_type", "calls"]}
+_COUNT_COLUMNS = [Column("params", fmt="si"), Column("flops", "FLOPs", fmt="si"), Column("mac", "MAC", fmt="si"),
+                  Column("mac_bytes", "MAC", "bytes", fmt="si"), Column("intensity", "FLOPs/MAC", fmt=".2f")]
+
+
+@dataclass
+class CostView:
+    """A :class:`CostReport` grouped one way, as a result of the contract (``CostReport.view``)."""
+
+    report: CostReport
+    by: str = "layer"
+    max_rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.report.to_dict()
+
+    def tables(self) -> list[Table]:
+        return self.report.tables(self.by, self.max_rows)
+
+    def figures(self) -> list[Figure]:
+        return []
+
+    def conventions(self) -> list[str]:
+        return self.report.conventions()

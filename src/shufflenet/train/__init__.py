@@ -9,9 +9,10 @@ One process, or many under torchrun (DDP); resumable exactly; see :mod:`shufflen
 from shufflenet.train.checkpoint import load_checkpoint, save_checkpoint
 from shufflenet.train.config import EvalConfig, PredictConfig, TrainConfig, load_config_file, resolve_config
 from shufflenet.train.data import DataBundle, Preprocess, build_data
-from shufflenet.train.engine import ModelEMA, TrainingDiverged, TrainResult, train
+from shufflenet.train.engine import ModelEMA, TrainingDiverged, TrainingInterrupted, TrainResult, train
 from shufflenet.train.evaluate import EvalReport, EvalResult, evaluate, load_model_for_inference, run_eval
 from shufflenet.train.predict import FilePrediction, PredictResult, predict
+from shufflenet.train.rundir import DiskFullError, OutputWriteError, RunDirectoryError, RunInUseError
 from shufflenet.train.recipe import (
     build_loss,
     build_optimizer,
@@ -22,8 +23,9 @@ from shufflenet.train.recipe import (
 )
 
 __all__ = [
-    "DataBundle", "EvalConfig", "EvalReport", "EvalResult", "FilePrediction", "ModelEMA", "PredictConfig",
-    "PredictResult", "Preprocess", "TrainConfig", "TrainResult", "TrainingDiverged", "build_data", "build_loss",
+    "DataBundle", "DiskFullError", "EvalConfig", "EvalReport", "EvalResult", "FilePrediction", "ModelEMA", "OutputWriteError",
+    "PredictConfig", "PredictResult", "Preprocess", "RunDirectoryError", "RunInUseError", "TrainConfig",
+    "TrainResult", "TrainingDiverged", "TrainingInterrupted", "build_data", "build_loss",
     "build_optimizer", "build_scheduler", "evaluate", "load_checkpoint", "load_config_file",
     "load_model_for_inference", "parameter_groups", "predict", "recalibrate_bn", "resolve_config", "run_eval",
     "save_checkpoint", "scaled_lr", "train",

@@ -356,8 +356,8 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
             return value
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if origin is str and isinstance(value, str):
-            return value
+        if origin is str and isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
         if origin is dict and isinstance(value, Mapping):
             if not all(isinstance(k, str) for k in value):
                 raise UserInputError(f"config key {name!r} in {source} must have string keys, got {dict(value)!r}")
