@@ -346,9 +346,9 @@ def test_report_rendering():
     assert sum(g["mac"] for g in d["groups"]) == rep.mac
     for by in ("layer", "op", "stage", "row"):
         table = rep.to_table(by=by)
-        assert "FLOPs = multiply-adds of conv+linear (paper convention)" in table
-        assert "MAC = elements read + written (paper Sec. 2)" in table
-        assert "M" in table.splitlines()[-1]
+        assert "FLOPs = multiply-adds of conv + FC layers (the paper's convention" in table
+        assert "MAC = elements read + written by each op (the paper's Sec. 2, G1)" in table
+        assert table.splitlines()[-1].split()[:3] == ["whole", "model", f"{rep.params / 1e6:.3f}M"]
         rows = list(csv.DictReader(io.StringIO(rep.to_csv(by=by))))
         assert sum(int(r["mac"]) for r in rows) == rep.mac
         assert sum(int(r["flops"]) for r in rows) == rep.flops

@@ -7,6 +7,7 @@ No absolute time is asserted anywhere; the one real timing run (the CLI test) is
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import random
@@ -25,7 +26,7 @@ from shufflenet.guidelines.experiments import column_rows, experiment_rows
 from shufflenet.guidelines.paper_tables import MULTIPLIERS, TABLES
 from shufflenet.guidelines.verdicts import HOLDS, INCONCLUSIVE, MIXED, NOT_HOLDS, PARTLY, compare, judge
 from shufflenet.render import FORMATS, render, write_result
-from shufflenet.result import FLOPS, MAC, SPEED, Figure, Result
+from shufflenet.result import FLOPS, MAC, SPEED, Figure, Result, Table
 
 ALL_COLUMNS = [(k, ch, m) for k in ("g1", "g2", "g3", "g4") for ch in ("gpu", "arm") for m in MULTIPLIERS]
 
@@ -233,6 +234,22 @@ def g_speeds(values: dict[str, float], rel: float = 0.01) -> dict[str, list[floa
     return {k: noisy(v, rel=rel, seed=i) for i, (k, v) in enumerate(values.items())}
 
 
+def test_judging_statistics_are_the_measurement_cores() -> None:
+    """One median and one relative IQR in the package (measure.timing); judging and verdicts re-export them,
+    with the edge cases the judges rely on."""
+    from shufflenet.guidelines import judging
+    from shufflenet.measure import timing
+
+    assert judging.median is timing.median is verdicts.median
+    assert judging.relative_iqr is timing.relative_iqr is verdicts.relative_iqr
+    assert judging.median([3.0, 1.0, 2.0, 10.0]) == 2.5 and judging.median([4.0]) == 4.0
+    assert judging.relative_iqr([]) == 0.0 and judging.relative_iqr([5.0]) == 0.0
+    assert judging.relative_iqr([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0 / 3.0)
+    assert judging.relative_iqr([0.0, 0.0]) == math.inf and judging.relative_iqr([-1.0, -1.0]) == math.inf
+    with pytest.raises(ValueError):
+        judging.median([])
+
+
 def test_compare_pairs_rounds_and_cancels_drift() -> None:
     drift = [1.0, 0.7, 1.2, 0.9, 1.1, 0.6, 1.0]  # the machine's load changes between rounds
     a = [90 * d for d in drift]
@@ -428,18 +445,21 @@ def test_result_contract(fake_result) -> None:
     assert [r["guideline"] for r in verdict_table.rows] == ["G1", "G2", "G3", "G4"]
     assert [r["status"] for r in verdict_table.rows] == [v.status for v in res.verdicts]
     assert [r["paper_gpu_status"] for r in verdict_table.rows] == [HOLDS] * 4
-    assert verdict_table.notes == res.verdict_lines()
+    # the notes: each guideline's one-sentence headline, then its verdict line
+    assert verdict_table.notes == res.headlines() + res.verdict_lines()
+    assert rows.notes[:4] == [t.title for t in res.results]  # the paper's table titles and claims
     assert FLOPS in res.conventions() and MAC in res.conventions() and SPEED in res.conventions()
     assert not any(c.startswith("FLOPs") for c in res.conventions() if c != FLOPS)  # one FLOPs sentence
     figs = res.figures()
     assert [f.key for f in figs] == ["g1", "g2", "g3", "g4"] and all(isinstance(f, Figure) for f in figs)
     assert figs[1].title.startswith("G2 (paper Table 2): speed falls") and figs[1].title.endswith("holds")
-    # the pre-contract list is still there (iterating result.tables) next to result.tables()
-    assert list(res.tables) == res.results and res.result("G3") is res.results[2]
+    # the per-guideline results are `results`; `tables` is only the contract's method
+    assert res.result("G3") is res.results[2]
+    assert inspect.ismethod(res.tables) and all(isinstance(t, Table) for t in res.tables())
     g2 = res.result("g2")
     (t,) = g2.tables()
     assert t.title.startswith("G2 — paper Table 2: Excessive group convolution") and len(t.rows) == 4
-    assert t.notes[0] == g2.verdict.line() and "guideline" not in t.column_keys()
+    assert t.notes[:2] == [g2.headline(), g2.verdict.line()] and "guideline" not in t.column_keys()
     assert g2.headline().startswith("The paper: g=8 runs at 0.26x the speed of g=1 at equal FLOPs on GPU and "
                                     "0.70x on ARM. Here: ") and g2.headline().endswith("— G2 holds.")
     assert [f.key for f in g2.figures()] == ["g2"] and g2.conventions() == res.conventions()

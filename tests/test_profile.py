@@ -4,8 +4,10 @@ PNG and the CLI's one-line errors. No absolute time is asserted."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import importlib.util
+import io
 import json
 import sys
 from types import SimpleNamespace
@@ -335,8 +337,16 @@ def test_cli_json_and_plot(capsys, tmp_path) -> None:
 # --- the result contract ---------------------------------------------------------------------------------
 
 
+def rows_to_csv(rows: list[dict]) -> str:
+    """The CSV `shufflenet profile --format csv` printed before the one renderer (a DictWriter over the rows)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def test_profile_renders_in_every_format(tiny_report: ProfileReport) -> None:
-    from shufflenet.cli._common import rows_to_csv
     from shufflenet.result import Result
 
     r = tiny_report

@@ -6,6 +6,8 @@ The CLI maps :class:`UserInputError` to a one-line message and exit code 2 (bad 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ShuffleNetError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -52,3 +54,9 @@ def first_line(exc: BaseException) -> str:
     one-line error message quotes from an exception raised by torch or another library."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def cannot_run(exc: BaseException, input_size: Sequence[int]) -> UserInputError:
+    """The one-line error for a model that fails on an input (wrong channel count, a map smaller than its
+    strides): raise it ``from exc``."""
+    return UserInputError(f"the model cannot run on input {'x'.join(map(str, input_size))}: {first_line(exc)}")

@@ -21,9 +21,8 @@ from torch import nn
 from shufflenet._io import output_problem, write_atomic
 from shufflenet.errors import ShuffleNetError, UserInputError
 
-FORMATS = ("table", "json", "csv")
-# --out's extension gives the format when --format is absent; any other extension gets a text table.
-EXTENSION_FORMATS = {".json": "json", ".csv": "csv", ".txt": "table", ".table": "table"}
+from shufflenet.render import FORMATS, format_for_path, render, write_result
+from shufflenet.result import Result
 
 # Sanity bounds of sizes given on the command line: far above any real use, low enough that no size
 # overflows torch's int64 shapes or a C long downstream.
@@ -155,7 +154,7 @@ def build_model(name: str, args: argparse.Namespace) -> nn.Module:
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default=None,
-                   help="output format (default: from --out's extension, .json or .csv; else table)")
+                   help="output format (default: from --out's extension: .json, .csv, .md, .html; else table)")
     p.add_argument("--out", metavar="FILE",
                    help="write the result to FILE (atomically) instead of stdout; never over an input file")
 
@@ -165,13 +164,23 @@ def resolve_format(args: argparse.Namespace) -> None:
     (``--format csv --out x.json``). Called on every parse (see ``cli/main.py``), so every subcommand gets it."""
     if not hasattr(args, "format"):
         return
+    args.format = format_for_path(getattr(args, "out", None), args.format)
+
+
+def emit_result(result: Result, args: argparse.Namespace, *, table: str | None = None) -> None:
+    """The one way a subcommand outputs its result: rendered in ``--format`` on stdout, or written to
+    ``--out`` atomically (Markdown with its figures beside it, HTML as a whole page with them embedded,
+    JSON with the environment). ``table`` names the table CSV writes (default: the first)."""
     out = getattr(args, "out", None)
-    inferred = EXTENSION_FORMATS.get(Path(out).suffix.lower()) if out else None
-    if args.format is None:
-        args.format = inferred or "table"
-    elif inferred in ("json", "csv") and inferred != args.format:
-        raise UserInputError(f"--format {args.format} contradicts --out {out} (a {Path(out).suffix} file holds "
-                             f"{inferred}); drop --format or change the file name")
+    if not out:
+        emit(render(result, args.format, table=table), None)
+        return
+    check_output_path(out, "--out")
+    try:
+        write_result(result, out, fmt=args.format, table=table)
+    except OSError as exc:
+        error = UserInputError if exc.errno in _BAD_PATH_ERRNOS else ShuffleNetError
+        raise error(f"cannot write --out {out}: {exc.strerror or exc}") from exc
 
 
 # ------------------------------------------------------------------------------------------------- outputs

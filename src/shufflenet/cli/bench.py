@@ -19,14 +19,11 @@ from shufflenet.cli._common import (
     build_model,
     check_elements,
     check_output_path,
-    emit,
+    emit_result,
     float_arg,
     int_arg,
     parse_input_size,
     progress,
-    rows_to_csv,
-    rows_to_table,
-    to_json,
 )
 from shufflenet.errors import UserInputError
 
@@ -117,34 +114,11 @@ def _plot_path(args: argparse.Namespace, device: str) -> Path:
     if args.out:
         if Path(args.out).suffix.lower() == ".png":
             raise UserInputError(f"--out {args.out}: the suite's plot goes beside the result as .png; give --out "
-                                 "a .json, .csv or .txt name")
+                                 "a .json, .csv, .md, .html or .txt name")
         path = Path(args.out).with_suffix(".png")
     else:
         path = RESULTS_DIR / f"{args.suite}-{device}{'-quick' if args.quick else ''}.png"
     return check_output_path(path, "the suite's plot", "png")
-
-
-def _emit_machine(args: argparse.Namespace, machine: Any) -> None:
-    if args.format == "json":
-        emit(to_json(machine.to_dict()), args.out)
-    elif args.format == "csv":
-        emit(rows_to_csv(machine.rows()), args.out)
-    else:
-        env = machine.env
-        title = (f"machine ceilings: {env.get('gpu_name') or env.get('cpu_model')}, {machine.device}, "
-                 f"{machine.threads} thread(s), torch {env.get('torch')} (measured {machine.measured_at})")
-        emit(rows_to_table(machine.rows(), title), args.out)
-
-
-def suite_table(d: dict[str, Any]) -> str:
-    """The text table of a suite result, from its ``to_dict()`` (so saved JSON renders the same way)."""
-    headers = d["headers"]
-    rows = [{label: r.get(key) for key, label in headers.items()} for r in d["rows"]]
-    lines = [*d["notes"], *d["footer"],
-             f"sources: {'; '.join(d['sources'])}; wall time {d['wall_s']:.0f} s"]
-    if d.get("plot"):
-        lines.append(f"plot: {d['plot']}")
-    return rows_to_table(rows, f"{d['header']}\n{d['title']}") + "".join(f"\n  {line}" for line in lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     machine = measure_machine(device, options.threads, refresh=True) if args.machine \
         else load_machine(device, options.threads)
     if not (args.models or args.suite):
-        _emit_machine(args, machine)
+        assert machine is not None  # --machine alone: just measured
+        emit_result(machine, args)
         return 0
 
     def bar(items: Any, desc: str, total: int) -> Any:
@@ -175,25 +150,12 @@ def run(args: argparse.Namespace) -> int:
         from shufflenet.measure.suites import run_suite
 
         plot = _plot_path(args, device.type) if args.suite == "paper-fig1" else None
-        result = run_suite(args.suite, options, batches, machine=machine, progress=bar, plot_path=plot)
-        if args.format == "json":
-            text = to_json(result.to_dict())
-        elif args.format == "csv":
-            text = rows_to_csv(result.rows)
-        else:
-            text = suite_table(result.to_dict())
-        emit(text, args.out)
+        suite = run_suite(args.suite, options, batches, machine=machine, progress=bar, plot_path=plot)
+        emit_result(suite, args)
         return 0
 
     from shufflenet.measure.bench import run_bench
 
     result = run_bench(_specs(args, batches), batches or [1], options, machine=machine, progress=bar)
-    if args.format == "json":
-        text = to_json(result.to_dict())
-    elif args.format == "csv":
-        text = rows_to_csv(result.csv_rows())
-    else:
-        text = rows_to_table(result.table_rows(), result.header())
-        text += "".join(f"\n  {line}" for line in result.footer())
-    emit(text, args.out)
+    emit_result(result, args)
     return 0

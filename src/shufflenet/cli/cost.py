@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from shufflenet.cli._common import (
-    add_model_args,
-    add_output_args,
-    build_model,
-    emit,
-    parse_input_size,
-    to_json,
-)
-from shufflenet.errors import UserInputError
+from shufflenet.cli._common import add_model_args, add_output_args, build_model, emit_result, parse_input_size
+from shufflenet.errors import cannot_run
 
 
 def add_parser(sub: Any) -> None:
@@ -39,14 +33,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = count_cost(model, size, mode=args.mode, count_elementwise_flops=args.elementwise_flops)
     except RuntimeError as exc:  # e.g. a torchvision model given the wrong number of channels
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{args.model} cannot run on input {args.input}: {first}") from exc
+        raise cannot_run(exc, size) from exc
     report.model_name = args.model
-    if args.format == "json":
-        text = to_json(report.to_dict())
-    elif args.format == "csv":
-        text = report.to_csv(by=args.by)
-    else:
-        text = report.to_table(by=args.by)
-    emit(text, args.out)
+    if not report.complete and args.format in ("json", "csv"):
+        sys.stderr.write(f"shufflenet: {report.incomplete_warning()}\n")
+    emit_result(report.view(args.by), args)
     return 0

@@ -16,21 +16,21 @@ from typing import Any
 from shufflenet.cli._common import (
     MAX_BATCH,
     add_output_args,
-    emit,
+    emit_result,
     float_arg,
     int_arg,
     progress,
-    rows_to_csv,
-    rows_to_table,
-    to_json,
 )
 
 
 def add_parser(sub: Any) -> None:
+    from shufflenet.guidelines import registry
+
+    names = [*registry.keys(), "all"]
     p = sub.add_parser("guidelines", help="run the paper's G1-G4 experiments (Tables 1-4) on this machine",
                        description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("which", nargs="?", default="all", metavar="{g1,g2,g3,g4,all}",
-                   help="which guideline experiment (default: all)")
+    p.add_argument("which", nargs="?", default="all", metavar="{" + ",".join(names) + "}",
+                   help=f"which guideline experiment: {registry.choices_text()} (default: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--batch", type=int_arg(1, MAX_BATCH), default=None, metavar="N",
                    help="batch size (default 1 on CPU, the paper's ARM setting; 8 on CUDA, its GPU setting)")
@@ -61,41 +61,5 @@ def run(args: argparse.Namespace) -> int:
         for path in save_plots(result, args.plot_dir):
             if not quiet:
                 sys.stderr.write(f"wrote {path}\n")
-    emit(format_result(result, args.format), args.out)
+    emit_result(result, args)
     return 0
-
-
-def format_result(result: Any, fmt: str) -> str:
-    """The result as ``json`` (its ``to_dict``), ``csv`` (one row per table row) or a text ``table``."""
-    if fmt == "json":
-        return to_json(result.to_dict())
-    if fmt == "csv":
-        return rows_to_csv(result.rows())
-    return format_table(result)
-
-
-def format_table(result: Any) -> str:
-    from shufflenet.guidelines.runner import CONVENTIONS
-
-    o = result.options
-    env = result.env
-    where = env.get("gpu_name") or env.get("cpu_model") or o.device
-    head = [f"shufflenet guidelines: paper Tables 1-4 on {where} ({o.device}, batch {o.batch}, "
-            f"threads {env.get('threads', o.threads)}, {o.channels.upper()} channel set, "
-            f"{o.rounds} rounds x >= {o.min_run_time:g} s, {'quick' if o.quick else 'full'}; "
-            f"{result.wall_s:.0f} s)"]
-    head += [f"  {c}" for c in CONVENTIONS]
-    blocks = ["\n".join(head)]
-    for t in result.tables:
-        title = (f"{t.guideline.upper()} — paper Table {t.table.number}: {t.table.title} "
-                 f"(10 blocks, 56x56; claim: {t.table.claim})")
-        rows = t.display_rows()
-        for r in rows:
-            r.pop("guideline")
-        blocks.append(rows_to_table(rows, title=title))
-    blocks.append("Verdicts (noise-aware; differences within the measured spread or under 5% are "
-                  "'inconclusive'):\n" + "\n".join(f"  {line}" for line in result.verdict_lines()))
-    notes = sorted({n for t in result.tables for r in t.rows for n in r.spec.notes})
-    if notes:
-        blocks.append("Notes:\n" + "\n".join(f"  {n}" for n in notes))
-    return "\n\n".join(blocks)

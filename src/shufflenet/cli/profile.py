@@ -14,12 +14,10 @@ from shufflenet.cli._common import (
     add_model_args,
     add_output_args,
     build_model,
-    emit,
+    emit_result,
     int_arg,
     parse_input_size,
     progress,
-    rows_to_csv,
-    to_json,
 )
 from shufflenet.errors import UserInputError
 
@@ -80,11 +78,5 @@ def run(args: argparse.Namespace) -> int:
         from shufflenet.measure.plots import plot_breakdown
 
         plot_breakdown(report, args.plot)
-    if args.format == "json":
-        text = to_json(report.to_dict())
-    elif args.format == "csv":
-        text = rows_to_csv(report.rows(args.by, args.top))
-    else:
-        text = report.to_table(args.by, args.top)
-    emit(text, args.out)
+    emit_result(report.view(args.by, args.top), args)
     return 0

@@ -23,6 +23,7 @@ from torch.utils._pytree import tree_leaves
 from shufflenet.cost import tables
 from shufflenet.cost.report import CostReport, LayerCost
 from shufflenet.errors import UserInputError
+from shufflenet.models._checks import require_module
 
 MODES = ("paper", "deploy")
 ROOT = "(root)"
@@ -370,6 +371,7 @@ def count_cost(
     is then flagged incomplete (``complete`` is ``False``; its table and summary say so). Composite ops
     that reach the counter undecomposed (under ``torch.inference_mode``) are priced as their parts.
     """
+    require_module(model, "model", "count_cost")
     if mode not in MODES:
         raise UserInputError(f"unknown cost mode {mode!r}; expected one of {', '.join(MODES)}")
     size = _check_input_size(input_size)

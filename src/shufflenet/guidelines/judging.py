@@ -25,7 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shufflenet.measure.timing import quantile
+# median and relative IQR (0 for fewer than two values, inf for a median <= 0) are the measurement core's;
+# they stay importable from here (verdicts re-exports them).
+from shufflenet.measure.timing import median, relative_iqr
 
 HOLDS = "holds"
 NOT_HOLDS = "does not hold"
@@ -39,19 +41,6 @@ Z = 3.0
 MIN_PAIRED = 3
 
 Speeds = Mapping[str, Sequence[float]]
-
-
-def median(values: Sequence[float]) -> float:
-    return quantile(sorted(values), 0.5)
-
-
-def relative_iqr(values: Sequence[float]) -> float:
-    """Interquartile range over the median (0 for fewer than two values)."""
-    v = sorted(values)
-    if len(v) < 2:
-        return 0.0
-    med = quantile(v, 0.5)
-    return (quantile(v, 0.75) - quantile(v, 0.25)) / med if med > 0 else math.inf
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,9 @@ from shufflenet.guidelines.judging import MIN_BAND
 from shufflenet.guidelines.paper_tables import ARM_UNIT, GPU_UNIT, MULTIPLIERS, PaperTable
 from shufflenet.guidelines.plots import table_chart
 from shufflenet.guidelines.registry import choices_text, get_guideline
-from shufflenet.guidelines.verdicts import Verdict, compare, judge, median, relative_iqr
+from shufflenet.guidelines.verdicts import Verdict, compare, judge
 from shufflenet.measure.options import resolve_device, resolve_threads
+from shufflenet.measure.timing import median, relative_iqr
 from shufflenet.result import FLOPS, MAC, SPEED, Figure, ResultBase, Table
 
 QUICK_ROUNDS, QUICK_MIN_RUN_TIME = 15, 0.1
@@ -171,8 +172,8 @@ def _row_table(title: str, rows: list[dict[str, Any]], notes: Iterable[str], key
 class TableResult(ResultBase):
     """One guideline table: its rows (all columns run) and the verdict.
 
-    A result of its own (:mod:`shufflenet.result`): one table (the rows, the verdict line and the
-    deviations as notes), one figure (the bar chart of :mod:`shufflenet.guidelines.plots`).
+    A result of its own (:mod:`shufflenet.result`): one table (the rows; the verdict's headline and line
+    and the deviations as notes), one figure (the bar chart of :mod:`shufflenet.guidelines.plots`).
     ``device`` names where it ran (the chart's legend says "ours (cpu)").
     """
 
@@ -233,7 +234,7 @@ class TableResult(ResultBase):
 
     def tables(self) -> list[Table]:
         rows = [{k: v for k, v in r.items() if k != "guideline"} for r in self.display_rows()]
-        notes = ([self.verdict.line()] if self.verdict else []) + self.notes()
+        notes = ([self.verdict.headline(), self.verdict.line()] if self.verdict else []) + self.notes()
         return [_row_table(self.title, rows, notes, self.guideline)]
 
     def figure(self, platform: str | None = None) -> Figure:
@@ -254,22 +255,6 @@ class TableResult(ResultBase):
                 "verdict": self.verdict.to_dict() if self.verdict else None}
 
 
-class TableResults(list):
-    """:attr:`GuidelinesResult.tables`: the list of per-guideline :class:`TableResult` (as before the
-    result contract), which, called, gives the contract's tables: ``result.tables()``.
-
-    Transitional: iterate :attr:`GuidelinesResult.results` for the per-guideline results; the plain list
-    behaviour stays until every caller does.
-    """
-
-    def __init__(self, items: Iterable[TableResult], owner: GuidelinesResult) -> None:
-        super().__init__(items)
-        self._owner = owner
-
-    def __call__(self) -> list[Table]:
-        return self._owner.contract_tables()
-
-
 @dataclass
 class GuidelinesResult(ResultBase):
     """Everything one run produced: ``results`` = one :class:`TableResult` per guideline, in run order.
@@ -283,11 +268,6 @@ class GuidelinesResult(ResultBase):
     results: list[TableResult]
     env: dict[str, Any]
     wall_s: float
-
-    @property
-    def tables(self) -> TableResults:  # type: ignore[override]
-        """The per-guideline results as a list; ``result.tables()`` is the contract's tables."""
-        return TableResults(self.results, self)
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -342,10 +322,13 @@ class GuidelinesResult(ResultBase):
 
     # -- the result contract ------------------------------------------------------------------------------
 
-    def contract_tables(self) -> list[Table]:
-        """The contract's ``tables()``: every row (the CSV), then the verdicts (their lines as notes)."""
-        rows = _row_table(self.title(), self.rows(), self.notes(), "rows")
-        verdicts = Table.from_rows(VERDICTS_TITLE, self.verdict_rows(), notes=self.verdict_lines(),
+    def tables(self) -> list[Table]:
+        """Every row (what CSV writes; each table's paper title and claim, then the deviations from the
+        paper, as notes), then the verdicts (each guideline's headline, then its verdict line, as notes)."""
+        titles = [t.title for t in self.results]
+        rows = _row_table(self.title(), self.rows(), [*titles, *self.notes()], "rows")
+        notes = [*self.headlines(), *self.verdict_lines()]
+        verdicts = Table.from_rows(VERDICTS_TITLE, self.verdict_rows(), notes=notes,
                                    labels={"paper_gpu": "paper GPU", "paper_gpu_status": "GPU status",
                                            "paper_arm": "paper ARM", "paper_arm_status": "ARM status"},
                                    key="verdicts")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from shufflenet.environment import DTYPE_NAMES, cpu_count, dtype_name
-from shufflenet.errors import UserInputError, first_line
+from shufflenet.errors import UserInputError, cannot_run, first_line  # noqa: F401 - cannot_run re-exported
 
 __all__ = [
     "DTYPES", "DTYPE_NAMES", "MEMORY_FORMATS", "cannot_run", "check_batches", "check_count", "check_image_size",
@@ -108,12 +108,6 @@ def check_count(name: str, value: object, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise UserInputError(f"{name} must be an integer >= {low}, got {value!r}")
     return value
-
-
-def cannot_run(exc: BaseException, input_size: Sequence[int]) -> UserInputError:
-    """The one-line error for a model that fails on an input (wrong channel count, a map smaller than its
-    strides): raise it ``from exc``."""
-    return UserInputError(f"the model cannot run on input {'x'.join(map(str, input_size))}: {first_line(exc)}")
 
 
 def check_batches(batches: Sequence[int]) -> list[int]:

@@ -12,7 +12,6 @@ from shufflenet.train.data import DataBundle, Preprocess, build_data
 from shufflenet.train.engine import ModelEMA, TrainingDiverged, TrainingInterrupted, TrainResult, train
 from shufflenet.train.evaluate import EvalReport, EvalResult, evaluate, load_model_for_inference, run_eval
 from shufflenet.train.predict import FilePrediction, PredictResult, predict
-from shufflenet.train.rundir import DiskFullError, OutputWriteError, RunDirectoryError, RunInUseError
 from shufflenet.train.recipe import (
     build_loss,
     build_optimizer,
@@ -21,12 +20,13 @@ from shufflenet.train.recipe import (
     recalibrate_bn,
     scaled_lr,
 )
+from shufflenet.train.rundir import DiskFullError, OutputWriteError, RunDirectoryError, RunInUseError
 
 __all__ = [
-    "DataBundle", "DiskFullError", "EvalConfig", "EvalReport", "EvalResult", "FilePrediction", "ModelEMA", "OutputWriteError",
-    "PredictConfig", "PredictResult", "Preprocess", "RunDirectoryError", "RunInUseError", "TrainConfig",
-    "TrainResult", "TrainingDiverged", "TrainingInterrupted", "build_data", "build_loss",
-    "build_optimizer", "build_scheduler", "evaluate", "load_checkpoint", "load_config_file",
-    "load_model_for_inference", "parameter_groups", "predict", "recalibrate_bn", "resolve_config", "run_eval",
-    "save_checkpoint", "scaled_lr", "train",
+    "DataBundle", "DiskFullError", "EvalConfig", "EvalReport", "EvalResult", "FilePrediction", "ModelEMA",
+    "OutputWriteError", "PredictConfig", "PredictResult", "Preprocess", "RunDirectoryError",
+    "RunInUseError", "TrainConfig", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "build_data",
+    "build_loss", "build_optimizer", "build_scheduler", "evaluate", "load_checkpoint", "load_config_file",
+    "load_model_for_inference", "parameter_groups", "predict", "recalibrate_bn", "resolve_config",
+    "run_eval", "save_checkpoint", "scaled_lr", "train",
 ]

@@ -404,6 +404,9 @@ class _Trainer:
             raise UserInputError(f"batch_size {cfg.batch_size} is larger than the training set "
                                  f"({len(self.data.train)} images)")  # type: ignore[arg-type]
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.warmup_steps > self.total_steps:
+            raise UserInputError(f"warmup_steps {cfg.warmup_steps} is more than the run's {self.total_steps} steps "
+                                 f"({cfg.epochs} epochs of {self.steps_per_epoch}): the lr would never reach its peak")
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.warmup_steps)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
         self.ema = ModelEMA(self.raw, cfg.ema_decay) if cfg.ema_decay else None
@@ -780,6 +783,17 @@ class _Trainer:
         return TrainingInterrupted(f"interrupted ({name}) {where}; {state}: {checkpoint}; resume with: {how}",
                                    signum, str(checkpoint))
 
+    def _out_of_memory(self) -> ShuffleNetError:
+        size = self.data.preprocess.to_dict().get("image_size") if hasattr(self, "data") else None
+        where = f"{self.ctx.device.type} memory" if self.ctx.device.type == "cuda" else "memory"
+        if self.last_saved is not None:
+            keep = f"; the last checkpoint is {self.last_saved[0]} (step {self.last_saved[1]})"
+        else:
+            keep = ""
+        return ShuffleNetError(
+            f"out of {where} training {self.cfg.model} at {getattr(self, 'per_rank_batch', '?')} images per process"
+            f"{f' of {size}x{size} px' if size else ''}: lower --batch-size or --image-size{keep}")
+
     def _stopped_at_once(self) -> TrainingInterrupted:
         """A second signal (one process): nothing was written for this step; name the last checkpoint."""
         if self.last_saved is not None:
@@ -929,14 +943,18 @@ class _Trainer:
         self.t_start = time.perf_counter()
         failed = True
         try:
-            self._setup()
-            self.stop.install()
             try:
+                self._setup()
+                self.stop.install()
                 result = self._run()
             except KeyboardInterrupt:
                 if self.stop.signum is None:
                     raise
                 raise self._stopped_at_once() from None
+            except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) included
+                if not (isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in str(exc)):
+                    raise
+                raise self._out_of_memory() from None
             failed = False
             return result
         finally:
