@@ -20,7 +20,6 @@ from torch import nn
 
 from shufflenet._io import output_problem, write_atomic
 from shufflenet.errors import ShuffleNetError, UserInputError
-
 from shufflenet.render import FORMATS, format_for_path, render, write_result
 from shufflenet.result import Result
 
