@@ -15,28 +15,51 @@ import sys
 import time
 from pathlib import Path
 
-from shufflenet._io import write_atomic
-from shufflenet.cli._common import progress, to_json
-from shufflenet.cli.guidelines import format_table
+from typing import Any
+
+from shufflenet.guidelines import RunOptions, run_guidelines
 from shufflenet.guidelines.plots import save_plots
-from shufflenet.guidelines.runner import RunOptions, run_guidelines
+from shufflenet.render import render, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGET_S = {"quick": 180, "full": 900}
 
 
+class _WithBenchmark:
+    """The run's result with the benchmark's wall time and budget added to its JSON (``"benchmark"``)."""
+
+    def __init__(self, result: Any, benchmark: dict[str, Any]) -> None:
+        self.result, self.benchmark = result, benchmark
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.result.to_dict(), "benchmark": self.benchmark}
+
+    def tables(self) -> list[Any]:
+        return self.result.tables()
+
+    def figures(self) -> list[Any]:
+        return self.result.figures()
+
+    def conventions(self) -> list[str]:
+        return self.result.conventions()
+
+
+def _progress(mode: str) -> Any:
+    from tqdm import tqdm
+
+    return lambda it, desc, total: tqdm(it, desc=mode, total=total, disable=not sys.stderr.isatty(), leave=False)
+
+
 def run_one(mode: str, args: argparse.Namespace) -> float:
     opts = RunOptions(device="cpu", threads=args.threads, channels=args.channels, quick=mode == "quick")
     start = time.perf_counter()
-    result = run_guidelines("all", opts, progress=lambda it, desc, total: progress(it, f"{mode}", False, total))
+    result = run_guidelines("all", opts, progress=_progress(mode))
     wall = time.perf_counter() - start
-    data = result.to_dict()
-    data["benchmark"] = {"mode": mode, "wall_s": wall, "budget_s": BUDGET_S[mode],
-                         "within_budget": wall <= BUDGET_S[mode]}
+    benchmark = {"mode": mode, "wall_s": wall, "budget_s": BUDGET_S[mode], "within_budget": wall <= BUDGET_S[mode]}
     out = args.out_dir / f"guidelines_cpu_{mode}.json"
-    write_atomic(out, to_json(data) + "\n")
+    write_result(_WithBenchmark(result, benchmark), out, environment=result.env)
     plots = save_plots(result, args.out_dir, prefix=f"guidelines_cpu_{mode}")
-    print(format_table(result))
+    print(render(result, "table"))
     print(f"\n[{mode}] wall time {wall:.1f} s (budget {BUDGET_S[mode]} s: "
           f"{'ok' if wall <= BUDGET_S[mode] else 'OVER'}); wrote {out} and {len(plots)} PNGs\n", flush=True)
     return wall

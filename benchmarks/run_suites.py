@@ -1,9 +1,11 @@
 """Regenerate the committed speed results of this machine under ``benchmarks/results/``.
 
-For each suite, ``shufflenet bench --suite NAME --format json`` writes ``NAME-<device>[-quick].json`` (with
-the environment), the same result is rendered to ``.txt``, and paper-fig1 writes its ``.png`` beside them.
-``--machine`` also records the machine ceilings (``machine-<device>.json``): the best fp32 kernel (torch.mm,
-oneDNN convs, OpenVINO when installed), the theoretical FMA peak and the copy bandwidth.
+For each suite (what ``shufflenet bench --suite NAME`` runs), the result is written as
+``NAME-<device>[-quick].json`` (with the environment) and rendered to ``.txt`` by the package's one renderer;
+paper-fig1 writes its ``.png`` beside them. ``--machine`` also records the machine ceilings
+(``machine-<device>.json``): the best fp32 kernel (torch.mm, oneDNN convs, OpenVINO when installed), the
+theoretical FMA peak and the copy bandwidth. Only the public API is used (``shufflenet.measure``,
+``shufflenet.render``), so every file is written atomically, as the CLI writes its ``--out``.
 
     python benchmarks/run_suites.py [--quick] [--suite paper-fig1 units] [--device cpu] [--threads N]
 """
@@ -11,44 +13,53 @@ oneDNN convs, OpenVINO when installed), the theoretical FMA peak and the copy ba
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path("benchmarks") / "results"  # relative, so the plot paths recorded in the JSON are too
 
 
+def _progress(items: Any, desc: str, total: int) -> Any:
+    """A progress bar on stderr when it is a terminal (as the CLI shows one)."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, total=total, disable=not sys.stderr.isatty(), leave=False)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from shufflenet._io import write_atomic
-    from shufflenet.cli.bench import suite_table
-    from shufflenet.cli.main import main as cli
+    import torch
+
+    from shufflenet.measure import BenchOptions, load_machine, measure_machine, run_suite
+    from shufflenet.render import write_result
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--suite", nargs="+", default=["paper-fig1", "units"], choices=["paper-fig1", "units"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads")
+    p.add_argument("--threads", type=int)
     p.add_argument("--machine", action="store_true", help="also measure and record the machine ceilings")
     args = p.parse_args(argv)
     os.chdir(ROOT)
-    common = ["--device", args.device] + (["--threads", args.threads] if args.threads else [])
-    dev = args.device.split(":")[0]
+    options = (BenchOptions.make_quick if args.quick else BenchOptions)(device=args.device, threads=args.threads)
+    dev = torch.device(args.device)
     if args.machine:
-        out = RESULTS / f"machine-{dev}.json"
-        if cli(["bench", "--machine", *common, "--format", "json", "--out", str(out)]) != 0:
-            return 1
+        out = RESULTS / f"machine-{dev.type}.json"
+        machine = measure_machine(dev, args.threads, refresh=True)
+        write_result(machine, out)
         print(f"written {out}")
+    else:
+        machine = load_machine(dev, args.threads)
     for suite in args.suite:
-        stem = RESULTS / f"{suite}-{dev}{'-quick' if args.quick else ''}"
+        stem = RESULTS / f"{suite}-{dev.type}{'-quick' if args.quick else ''}"
         start = time.perf_counter()
-        code = cli(["bench", "--suite", suite, *common, *(["--quick"] if args.quick else []),
-                    "--format", "json", "--out", f"{stem}.json"])
-        if code != 0:
-            return code
-        write_atomic(f"{stem}.txt", suite_table(json.loads(Path(f"{stem}.json").read_text())) + "\n")
+        plot = stem.with_suffix(".png") if suite == "paper-fig1" else None
+        result = run_suite(suite, options, machine=machine, progress=_progress, plot_path=plot)
+        write_result(result, stem.with_suffix(".json"), environment=result.bench.env)
+        write_result(result, stem.with_suffix(".txt"), environment=result.bench.env)
         print(f"{suite}: {time.perf_counter() - start:.0f} s wall; written {stem}.json and .txt")
     return 0
 

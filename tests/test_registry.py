@@ -67,3 +67,27 @@ def test_torchvision_prefix_builds_any_classifier() -> None:
 def test_bad_keyword_names_the_model() -> None:
     with pytest.raises(UserInputError, match="shufflenet_v2_x1_0"):
         create_model("shufflenet_v2_x1_0", bogus=1)
+
+
+def test_registry_resolves_torchvision_and_timm_names():
+    from shufflenet.models import get_entry
+
+    tv = get_entry("torchvision:inception_v3")
+    assert tv.library == "torchvision" and tv.external and tv.input_size == 299  # its weights' eval crop
+    assert get_entry("torchvision:mobilenet_v2").input_size == 224
+    assert not get_entry("shufflenet_v2_x1_0").external
+    with pytest.raises(UnknownModelError, match="unknown torchvision model 'resnet1'; closest: resnet18"):
+        get_entry("torchvision:resnet1")
+
+
+def test_timm_names():
+    pytest.importorskip("timm")
+    from shufflenet.models import get_entry
+
+    model = create_model("timm:mobilenetv3_small_100", num_classes=10)
+    assert model.get_classifier().out_features == 10
+    assert get_entry("timm:mobilenetv3_small_100").library == "timm"
+    with pytest.raises(UnknownModelError, match="unknown timm model"):
+        create_model("timm:no_such_net")
+    with pytest.raises(UserInputError, match="not downloaded"):
+        create_model("timm:mobilenetv3_small_100", pretrained=True)

@@ -114,6 +114,9 @@ def test_a_run_that_fails_at_the_start_leaves_no_empty_directory(tmp_path, monke
     with pytest.raises(UserInputError, match="data directory not found"):
         train(tiny(None, dataset="imagefolder", data_dir=str(tmp_path / "missing")))
     assert list((tmp_path / "runs" / "train").iterdir()) == []
+    with pytest.raises(UserInputError, match="data directory not found"):  # nor a new -o DIR
+        train(tiny(tmp_path / "new", dataset="imagefolder", data_dir=str(tmp_path / "missing")))
+    assert not (tmp_path / "new").exists()
 
 
 def test_which_directories_may_be_written(tmp_path) -> None:
@@ -487,11 +490,26 @@ def test_sync_bn_without_distributed_cuda_is_refused(tmp_path, capsys) -> None:
     (["--holdout", "96"], "holdout must be between 1 and 95"),
     (["--lr", "nan"], "lr must be a positive number"),
     (["--batch-size", "200"], "batch_size 200 is larger than the training set"),
+    (["--epochs", "1", "--batch-size", "16", "--warmup-steps", "7"],
+     "warmup_steps 7 is more than the run's 6 steps (1 epochs of 6)"),
 ])
 def test_impossible_settings_are_one_line_errors(tmp_path, capsys, argv, needle) -> None:
     code, _, err = run_cli(capsys, "train", "--data", "synthetic", "--synthetic-train", "96", *argv,
                            "-o", str(tmp_path / "o"))
     assert code == 2 and err.count("\n") == 1 and needle in err, err
+
+
+def test_out_of_memory_is_one_line_naming_what_to_lower(tmp_path, monkeypatch, capsys) -> None:
+    import shufflenet.train.engine as engine
+
+    def oom(self, x, y):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore lines")
+
+    monkeypatch.setattr(engine._Trainer, "_train_step", oom)
+    code, _, err = run_cli(capsys, "--quiet", "train", "shufflenet_v2_x0_5", "--data", "synthetic", "--image-size", "16",
+                           "--synthetic-train", "32", "--batch-size", "16", "--workers", "0", "-o", str(tmp_path))
+    assert code == 1 and err == ("shufflenet: error: out of memory training shufflenet_v2_x0_5 at 16 images per "
+                                 "process of 16x16 px: lower --batch-size or --image-size\n")
 
 
 def test_errors_are_package_errors() -> None:

@@ -82,7 +82,7 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--bn-recalibrate-steps", type=int, default=S, metavar="N",
                    help="batches of the recalibration pass (default one epoch)")
     r.add_argument("--freeze-bn", action="store_true", default=S, help="BN layers use running statistics")
-    r.add_argument("--sync-bn", action="store_true", default=S, help="SyncBatchNorm under DDP (CUDA)")
+    r.add_argument("--sync-bn", action="store_true", default=S, help="SyncBatchNorm under DDP (torchrun on GPUs only)")
     e = p.add_argument_group("execution")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S)
     e.add_argument("--amp", choices=("none", "bf16", "fp16"), default=S, help="mixed precision (CUDA; bf16 also CPU)")

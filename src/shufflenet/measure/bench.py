@@ -108,13 +108,11 @@ class ModelSpec:
 def registry_spec(name: str, image_size: int | Sequence[int] | None = None, **kwargs: Any) -> ModelSpec:
     """A :class:`ModelSpec` for a registry name (``torchvision:NAME`` included); unknown names raise now."""
     from shufflenet.models import create_model, get_entry
-    from shufflenet.models._registry import TORCHVISION_PREFIX
 
+    entry = get_entry(name)  # unknown names (torchvision:/timm: ones too) fail here, before any timing
     if image_size is None:
-        image_size = 224 if name.startswith(TORCHVISION_PREFIX) else get_entry(name).input_size
+        image_size = entry.input_size
     size = check_image_size((3, image_size, image_size) if isinstance(image_size, int) else image_size)
-    if not name.startswith(TORCHVISION_PREFIX):
-        get_entry(name)
     return ModelSpec(name=name, build=lambda: create_model(name, **kwargs),
                      image_size=size, info=dict(kwargs))  # type: ignore[arg-type]
 

@@ -1,7 +1,9 @@
 """The model registry: ``register_model``, ``create_model``, ``list_models``.
 
 Names follow torchvision's spelling (``shufflenet_v2_x1_0``) so users recognise them. A name of the form
-``torchvision:NAME`` builds any torchvision classifier (random weights; keywords pass through).
+``torchvision:NAME`` builds any torchvision classifier, and ``timm:NAME`` (with timm installed) any timm
+model, both with random weights and keywords passed through. The registry resolves those names itself
+(:func:`get_entry` returns an entry for them too), so no caller needs to know about the prefixes.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 
 from torch import nn
 
-from shufflenet.errors import UnknownModelError, UserInputError
+from shufflenet.errors import UnknownModelError, UserInputError, first_line
 from shufflenet.models._checks import MAX_CLASSES, check_float, check_int, require_name
 
 TORCHVISION_PREFIX = "torchvision:"
+TIMM_PREFIX = "timm:"
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,21 @@ class PaperRef:
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A buildable model: its name, builder, the papers' values and the input side it is measured at.
+
+    ``library`` is ``"shufflenet"`` for this package's models, ``"torchvision"`` or ``"timm"`` for a
+    ``torchvision:NAME`` / ``timm:NAME`` name resolved on demand.
+    """
+
     name: str
     builder: Callable[..., nn.Module]
     paper: PaperRef = field(default_factory=PaperRef)
     input_size: int = 224
+    library: str = "shufflenet"
+
+    @property
+    def external(self) -> bool:
+        return self.library != "shufflenet"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -80,11 +94,67 @@ def list_models(pattern: str = "*", include_torchvision: bool = False) -> list[s
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry of ``name``, or :class:`UnknownModelError` listing the closest names."""
+    """The entry of ``name`` (``torchvision:NAME`` and ``timm:NAME`` included), or
+    :class:`UnknownModelError` listing the closest names."""
+    require_name(name, "name", "get_entry")
+    if name.startswith(TORCHVISION_PREFIX):
+        return _torchvision_entry(name[len(TORCHVISION_PREFIX):])
+    if name.startswith(TIMM_PREFIX):
+        return _timm_entry(name[len(TIMM_PREFIX):])
     try:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownModelError(_unknown_message(name, list(_REGISTRY))) from None
+
+
+@functools.cache
+def _torchvision_entry(name: str) -> ModelEntry:
+    import torchvision.models as tvm
+
+    names = _torchvision_names()
+    if name not in names:
+        raise UnknownModelError(_unknown_message(name, names).replace("unknown model", "unknown torchvision model"))
+    side = 224
+    try:  # the evaluation crop of its default weights (299 for Inception v3); metadata only, no download
+        side = int(tvm.get_model_weights(name).DEFAULT.transforms().crop_size[0])
+    except Exception:  # noqa: BLE001 - a model without weights is measured at 224
+        pass
+    return ModelEntry(f"{TORCHVISION_PREFIX}{name}", lambda **kw: _create_torchvision(name, kw),
+                      PaperRef(source="torchvision"), side, "torchvision")
+
+
+@functools.cache
+def _timm_entry(name: str) -> ModelEntry:
+    try:
+        import timm
+    except ImportError:
+        raise UserInputError(f"{TIMM_PREFIX}{name} needs timm: pip install timm") from None
+    names = timm.list_models()
+    if name not in names:
+        raise UnknownModelError(_unknown_message(name, names).replace("unknown model", "unknown timm model"))
+    side = 224
+    try:
+        side = int(timm.get_pretrained_cfg(name).input_size[-1])
+    except Exception:  # noqa: BLE001 - no pretrained config: the usual 224
+        pass
+    return ModelEntry(f"{TIMM_PREFIX}{name}", lambda **kw: _create_timm(name, kw), PaperRef(source="timm"),
+                      side, "timm")
+
+
+def _create_timm(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    import timm
+
+    full = f"{TIMM_PREFIX}{name}"
+    if kwargs.pop("pretrained", False):
+        raise UserInputError("timm weights are not downloaded; build the model and call load_weights()")
+    for key in ("num_classes", "in_chans"):
+        if key in kwargs:
+            kwargs[key] = check_int(key, kwargs[key], 1, MAX_CLASSES)
+    try:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError, RuntimeError) as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise UserInputError(f"{full} cannot be built with {given or 'its defaults'}: {first_line(exc)}") from exc
 
 
 def _unknown_message(name: str, candidates: list[str]) -> str:
@@ -105,9 +175,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """
     require_name(name, "name", "create_model")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    if name.startswith(TORCHVISION_PREFIX):
-        return _create_torchvision(name[len(TORCHVISION_PREFIX):], kwargs)
     entry = get_entry(name)
+    if entry.external:
+        return entry.builder(**kwargs)
     _check_keywords(name, entry.builder, kwargs)
     try:
         return entry.builder(**kwargs)
@@ -150,9 +220,6 @@ def _check_keywords(name: str, builder: Callable[..., nn.Module], kwargs: dict[s
 def _create_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
     import torchvision.models as tvm
 
-    names = _torchvision_names()
-    if name not in names:
-        raise UnknownModelError(_unknown_message(name, names).replace("unknown model", "unknown torchvision model"))
     full = f"{TORCHVISION_PREFIX}{name}"
     if "weights" in kwargs and kwargs["weights"] is not None:
         raise UserInputError("torchvision weights are not downloaded; build the model and call load_weights()")
@@ -166,8 +233,7 @@ def _create_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
     except (TypeError, ValueError, AttributeError, IndexError, KeyError, RuntimeError) as exc:
         # torchvision does not check its keywords: a bad value fails somewhere inside the constructor
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserInputError(f"{full} cannot be built with {given or 'its defaults'}: {detail}") from exc
+        raise UserInputError(f"{full} cannot be built with {given or 'its defaults'}: {first_line(exc)}") from exc
 
 
 # Keywords of torchvision classifiers with an obvious valid range (torchvision checks none of them).

@@ -19,9 +19,15 @@ already holds a run is only written by resuming that run, and is locked while a 
 SIGINT (Ctrl-C) and SIGTERM stop the run at the end of the current step with a resumable ``last.pt`` of that
 step, then raise :class:`TrainingInterrupted`, whose message names the resume command (a signal during an
 epoch-end evaluation stops after it; one during the final BN recalibration stops at once, ``last.pt`` of
-the end of training being current). A second SIGINT in one process stops at once (the previous ``last.pt``
-is intact). Under torchrun, which forwards the signal to every rank, the ranks agree (one all-reduce per
-step, the one that checks the loss) on the step to stop at, and rank 0 writes.
+the end of training being current). A second SIGINT in one process stops at once, naming the previous
+``last.pt`` (intact). Under torchrun, which forwards the signal to every rank, the ranks agree (through the
+all-reduce that checks the loss every step) on the step to stop at, and rank 0 writes.
+
+Under DDP the BN running statistics are averaged over ranks after every step (timm's ``distribute_bn``),
+so every rank holds the same buffers and rank 0's checkpoint is every rank's state. A run with BN is then
+not the same as one process at the same global batch (each rank normalises with its own sub-batch's
+statistics): one step equals one step of a single process whose BN normalises the ranks' sub-batches
+separately (ghost batch norm of the per-rank batch); without BN the runs are the same (both tested).
 
 Resuming with other ``epochs``/``lr``/``warmup_steps`` recomputes the linear schedule for the new total from
 the checkpoint's step on (the lr jumps to the new schedule's value there; a warning says so), and other
@@ -36,7 +42,7 @@ the bad step is applied; nothing is written after it, so ``last.pt`` stays the l
 Exactness: data order comes from :class:`~shufflenet.train.data.EpochSampler` (seed + epoch), augmentation
 from per-sample seeds, and the checkpoint holds every RNG state, so a run stopped anywhere and resumed
 with the same world size follows the uninterrupted run's trajectory; on CPU with ``deterministic=True``
-the final weights are bitwise identical (tested).
+the final weights are bitwise identical (tested, after a stop, SIGINT and SIGTERM; and for 2 gloo processes).
 """
 
 from __future__ import annotations
@@ -450,6 +456,8 @@ class _Trainer:
                     out = Path(cfg.output_dir).expanduser()
                     if out.exists() and not out.is_dir():
                         raise RunDirectoryError(f"output directory {out} is a file")
+                    if not out.exists():
+                        self.created_dir = out
                     try:
                         out.mkdir(parents=True, exist_ok=True)
                     except OSError as exc:
@@ -483,8 +491,12 @@ class _Trainer:
 
     def _release_lock(self, discard: bool = False) -> None:
         """Drop the run-directory lock; ``discard``: also remove a directory this run made and left empty."""
-        created = getattr(self, "created_dir", None)
-        if discard and created is not None and {p.name for p in created.iterdir()} <= {".lock"}:
+        created = self.created_dir
+        try:
+            leftover = {p.name for p in created.iterdir()} if discard and created is not None else None
+        except OSError:  # never made (the mkdir failed)
+            leftover = None
+        if created is not None and leftover is not None and leftover <= {".lock"}:
             (created / ".lock").unlink(missing_ok=True)
             if self.lock is not None:
                 self.lock.release()
@@ -784,7 +796,7 @@ class _Trainer:
                                    signum, str(checkpoint))
 
     def _out_of_memory(self) -> ShuffleNetError:
-        size = self.data.preprocess.to_dict().get("image_size") if hasattr(self, "data") else None
+        size = self.data.preprocess.image_size if hasattr(self, "data") else self.cfg.image_size
         where = f"{self.ctx.device.type} memory" if self.ctx.device.type == "cuda" else "memory"
         if self.last_saved is not None:
             keep = f"; the last checkpoint is {self.last_saved[0]} (step {self.last_saved[1]})"
