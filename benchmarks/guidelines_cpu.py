@@ -14,7 +14,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
 from typing import Any
 
 from shufflenet.guidelines import RunOptions, run_guidelines

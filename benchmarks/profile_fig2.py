@@ -1,6 +1,6 @@
 """The paper's Fig. 2 on this CPU: where the time of ShuffleNet v1 1x g=3 and MobileNet v2 1x goes.
 
-Profiles each model at batch 1, 224x224 (the paper's ARM setting, §0) with ``shufflenet.measure.profile``,
+Profiles each model at batch 1, 224x224 (the paper's ARM setting, Sec. 2) with ``shufflenet.measure.profile``,
 prints the Fig. 2 categories next to the paper's GPU and ARM percentages, and the coverage of each
 profile: the unscaled sum of its buckets over the latency ``measure()`` gives with no profiler attached
 (issue 3: within 5%). ShuffleNet V2 1x is profiled too, for the coverage check only (not in Fig. 2).
@@ -13,18 +13,34 @@ Writes ``benchmarks/results/profile_fig2.json`` and one PNG per model under ``be
 from __future__ import annotations
 
 import argparse
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from shufflenet._io import write_atomic
 from shufflenet.environment import capture_environment
 from shufflenet.measure import optypes, profile
 from shufflenet.measure.plots import plot_breakdown
 from shufflenet.models import create_model
+from shufflenet.render import render, write_result
+from shufflenet.result import ResultBase, Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("shufflenet_v1_g3_x1_0", "torchvision:mobilenet_v2", "shufflenet_v2_x1_0")
+
+
+@dataclass
+class Fig2Comparison(ResultBase):
+    """The benchmark's result: its JSON (``data``) and the comparison table, for the one renderer."""
+
+    data: dict[str, Any]
+    table: Table
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def tables(self) -> list[Table]:
+        return [self.table]
 
 
 def png_name(model: str) -> str:
@@ -70,19 +86,18 @@ def main() -> None:
               f"{report.events_per_forward} events", flush=True)
         print("   " + ", ".join(f"{b.label} {b.percent:.1f}%" for b in report.buckets if b.time_s > 0))
 
-    print("\nFig. 2 categories (Pooling and FC folded into Other), batch 1, 224x224, "
-          f"{args.threads} thread(s), fp32")
-    print(f"{'model':26} {'category':9} {'ours %':>7} {'paper GPU %':>12} {'paper ARM %':>12}")
-    for r in table:
-        def fmt(v: float | None) -> str:
-            return "-" if v is None else f"{v:.1f}"
-        print(f"{r['model']:26} {r['category']:9} {fmt(r['ours_pct']):>7} {fmt(r['paper_gpu_pct']):>12} "
-              f"{fmt(r['paper_arm_pct']):>12}")
     env = capture_environment(device="cpu", threads=args.threads, batch=1, input_size=(1, 3, 224, 224))
     out = {"benchmark": "profile_fig2", "env": env, "threads": args.threads, "repeats": args.repeats,
            "elapsed_s": time.perf_counter() - start,
            "comparison": table, "profiles": results}
-    write_atomic(args.out, json.dumps(out, indent=1, default=str) + "\n")
+    title = (f"Fig. 2 categories (Pooling and FC folded into Other), batch 1, 224x224, {args.threads} thread(s), "
+             "fp32")
+    labels = {"ours_pct": "ours", "paper_gpu_pct": "paper GPU", "paper_arm_pct": "paper ARM"}
+    comparison = Table.from_rows(title, table, labels=labels, units=dict.fromkeys(labels, "%"),
+                                 fmts=dict.fromkeys(labels, ".1f"))
+    result = Fig2Comparison(out, comparison)
+    print("\n" + render(result, "table"))
+    write_result(result, args.out, environment=env)
     print(f"\nwrote {args.out} and {len(results)} PNG(s) in {time.perf_counter() - start:.0f} s")
 
 

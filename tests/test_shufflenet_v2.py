@@ -180,3 +180,21 @@ def test_bad_input_messages(kwargs: dict, x: torch.Tensor | None, match: str) ->
 def test_odd_channels_rejected() -> None:
     with pytest.raises(UserInputError, match="even"):
         ShuffleV2Unit(15, 15, 1)
+
+
+def test_unit_class_plugs_in():
+    """A different unit (here one that records its construction) replaces every unit, without a fork."""
+    built = []
+
+    class CountingUnit(ShuffleV2Unit):
+        def __init__(self, cin, cout, stride, **kw):
+            super().__init__(cin, cout, stride, **kw)
+            built.append((cin, cout, stride, kw["layout"]))
+
+    model = create_model("shufflenet_v2_x0_5", unit=CountingUnit, layout="torchvision")
+    assert len(built) == 16 and built[0] == (24, 48, 2, "torchvision") and built[1] == (48, 48, 1, "torchvision")
+    assert all(isinstance(m, CountingUnit) for m in model.stage2)
+    ref = create_model("shufflenet_v2_x0_5", layout="torchvision")
+    assert list(model.state_dict()) == list(ref.state_dict())  # same keys: weights load either way
+    with pytest.raises(UserInputError, match="unit must be a callable"):
+        create_model("shufflenet_v2_x0_5", unit=3)

@@ -20,7 +20,7 @@ same unit with four stages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -148,6 +148,9 @@ class ShuffleNetV2(Classifier):
         layout: ``"official"`` or ``"torchvision"`` (see the module docstring).
         small_input: a stem for 28-64 px images: stride-1 stem conv and no max pool.
         drop_rate: dropout before the classifier (the official 2.0x model uses 0.2).
+        unit: the unit class (as torchvision's ``inverted_residual=``), called as
+            ``unit(in_channels, out_channels, stride, layout=, se=, residual=, extra_dw=, shuffle_impl=)``;
+            a fused, quantised or deployment unit plugs in here without a fork. Default :class:`ShuffleV2Unit`.
     """
 
     def __init__(
@@ -167,9 +170,13 @@ class ShuffleNetV2(Classifier):
         extra_dw: bool = False,
         drop_rate: float = 0.0,
         shuffle_impl: ShuffleImpl = "5d",
+        unit: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         # Every keyword is checked here, so a bad value fails when the model is built, not in forward().
+        unit = ShuffleV2Unit if unit is None else unit
+        if not callable(unit):
+            raise UserInputError(f"unit must be a callable returning an nn.Module (a unit class), got {unit!r}")
         check_choice("layout", layout, LAYOUTS)
         for flag, value in (("se", se), ("residual", residual), ("extra_dw", extra_dw)):
             check_bool(flag, value)
@@ -196,8 +203,8 @@ class ShuffleNetV2(Classifier):
         for i, (repeats, out) in enumerate(zip(stage_repeats, stage_channels, strict=True)):
             stride = first_stage_stride if i == 0 else 2
             total_stride *= stride
-            units = [ShuffleV2Unit(prev, out, stride, **unit_kw)]
-            units += [ShuffleV2Unit(out, out, 1, **unit_kw) for _ in range(repeats - 1)]
+            units = [unit(prev, out, stride, **unit_kw)]
+            units += [unit(out, out, 1, **unit_kw) for _ in range(repeats - 1)]
             setattr(self, f"stage{i + 2}", nn.Sequential(*units))
             prev = out
         self.stage_names = [f"stage{i + 2}" for i in range(len(stage_repeats))]
