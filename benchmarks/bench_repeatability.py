@@ -17,8 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shufflenet.render import write_result
+from shufflenet.result import ResultBase, Table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench_repeatability.json"
@@ -47,6 +51,24 @@ def run_once(model: str, extra: list[str]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Repeatability(ResultBase):
+    """The benchmark's result (``data`` is its JSON), one row per pair, for the one renderer."""
+
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def tables(self) -> list[Table]:
+        rows = [{"pair": i + 1, "first_ms": p["first"]["median_ms"], "second_ms": p["second"]["median_ms"],
+                 "ratio": p["ratio"], "difference_pct": p["difference_pct"], "agree": p["agree"]}
+                for i, p in enumerate(self.data["pairs"])]
+        return [Table.from_rows(f"{self.data['command']}: {self.data['criterion']}", rows,
+                                units={"first_ms": "ms", "second_ms": "ms", "difference_pct": "%"},
+                                fmts={"first_ms": ".3f", "second_ms": ".3f", "ratio": ".4f", "difference_pct": ".2f"})]
+
+
 def _fmt(r: dict[str, Any]) -> str:
     load = "?" if r["other_load"] is None else f"{r['other_load']:.2f}"
     wall = "?" if r["wall_median_ms"] is None else f"{r['wall_median_ms']:.3f}"
@@ -60,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("extra", nargs="*", help="extra `shufflenet bench` arguments (after --)")
     args = p.parse_args(argv)
-
-    from shufflenet._io import write_atomic
 
     pairs = []
     for i in range(args.pairs):
@@ -81,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_agree": all(x["agree"] for x in pairs),
         "worst_difference_pct": max(x["difference_pct"] for x in pairs), "env": a["env"],
     }
-    write_atomic(args.out, json.dumps(result, indent=2) + "\n")
+    write_result(Repeatability(result), args.out, environment=a["env"])
     print(f"{result['agreeing_pairs']}/{len(pairs)} pairs agree; written {args.out}")
     return 0 if result["all_agree"] else 1
 

@@ -10,7 +10,6 @@ floor any eager counter pays. Prints a table and writes ``benchmarks/results/cos
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -18,15 +17,46 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 
 from shufflenet.cost import count_cost
 from shufflenet.environment import cpu_model_name
+from shufflenet.render import render, write_result
+from shufflenet.result import ResultBase, Table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cost_speed.json"
+
+
+LABELS = {"ours": "shufflenet count_cost", "fvcore": "fvcore FlopCountAnalysis", "forward": "plain forward (floor)"}
+
+
+@dataclass
+class CostSpeed(ResultBase):
+    """The benchmark's result (``data`` is its JSON), one row per counter, for the one renderer."""
+
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def tables(self) -> list[Table]:
+        d = self.data
+        rows = [{"counter": LABELS[name], "median_ms": r["median_s"] * 1e3, "iqr_ms": r["iqr_s"] * 1e3,
+                 "min_ms": r["min_s"] * 1e3} for name, r in d["results"].items()]
+        env = d["environment"]
+        title = (f"cost counter speed: {d['model']} {'x'.join(map(str, d['input_size']))}, {d['repeats']} "
+                 f"alternated repeats, {env['threads']} threads, {env['cpu']}")
+        ratio, counts = d["ratio_ours_over_fvcore"], d["counts"]
+        notes = [f"ratio ours/fvcore (medians): {ratio:.3f}  -> {'OK, not slower' if ratio <= 1 else 'SLOWER'}",
+                 f"FLOPs: ours {counts['ours_flops']:,} (conv+linear multiply-adds), fvcore {counts['fvcore_flops']:,}"]
+        return [Table.from_rows(title, rows, labels={"median_ms": "median", "iqr_ms": "IQR", "min_ms": "min"},
+                                units={"median_ms": "ms", "iqr_ms": "ms", "min_ms": "ms"},
+                                fmts={"median_ms": ".1f", "iqr_ms": ".1f", "min_ms": ".1f"}, notes=notes)]
 
 
 def stats(samples: list[float]) -> dict[str, float]:
@@ -107,16 +137,9 @@ def main() -> None:
         "note": "fvcore also counts BN and pooling, so its FLOPs differ from ours (conv+linear multiply-adds)",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-
-    print(f"cost counter speed: torchvision:{args.model} {'x'.join(map(str, input_size))}, "
-          f"{args.repeats} alternated repeats, {torch.get_num_threads()} threads, {cpu_model_name()}")
-    print(f"{'counter':<28}{'median ms':>12}{'IQR ms':>10}{'min ms':>10}")
-    labels = {"ours": "shufflenet count_cost", "fvcore": "fvcore FlopCountAnalysis", "forward": "plain forward (floor)"}
-    for name, r in result.items():
-        print(f"{labels[name]:<28}{r['median_s'] * 1e3:>12.1f}{r['iqr_s'] * 1e3:>10.1f}{r['min_s'] * 1e3:>10.1f}")
-    print(f"ratio ours/fvcore (medians): {ratio:.3f}  -> {'OK, not slower' if ratio <= 1 else 'SLOWER'}")
-    print(f"FLOPs: ours {counts['ours_flops']:,} (conv+linear multiply-adds), fvcore {counts['fvcore_flops']:,}")
+    speed = CostSpeed(report)
+    write_result(speed, args.out, environment=report["environment"])
+    print(render(speed, "table"))
     print(f"wrote {args.out}")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shufflenet.cli._common import check_output_path, plain_text, resolve_format, set_command_inputs
-from shufflenet.errors import ShuffleNetError, UserInputError
+from shufflenet.errors import ShuffleNetError, UserInputError, first_line
 
 SUBCOMMANDS = ("models", "cost", "bench", "profile", "guidelines", "train", "evaluate", "predict")
 
@@ -192,12 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("shufflenet: interrupted\n")
         return 130
     except UserInputError as exc:
-        return _report(exc, f"error: {_one_line(exc)}", 2, debug)
+        return _report(exc, f"error: {first_line(exc)}", 2, debug)
     except ShuffleNetError as exc:
-        return _report(exc, f"error: {_one_line(exc)}", 1, debug)
+        return _report(exc, f"error: {first_line(exc)}", 1, debug)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: one line, not a traceback
         hint = "" if debug else " (rerun with --debug)"
-        return _report(exc, f"failed: {type(exc).__name__}: {_one_line(exc)}{hint}", 1, debug)
+        return _report(exc, f"failed: {type(exc).__name__}: {first_line(exc)}{hint}", 1, debug)
     finally:
         set_command_inputs([])
 
@@ -207,11 +207,6 @@ def _report(exc: BaseException, message: str, code: int, debug: bool) -> int:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     sys.stderr.write(f"shufflenet: {message}\n")
     return code
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Two numerically identical formulations are provided:
 
 * ``"5d"``: the usual ``view(N, g, C/g, H, W) -> transpose(1, 2) -> view(N, C, H, W)`` (torchvision).
 * ``"4d"``: the same permutation with no tensor above rank 4 (``view(N, g, C/g, H*W)``), because
-  TFLite's TRANSPOSE supports at most 4-D and CoreML rejects rank > 5 (anchors.md §C.3).
+  TFLite's TRANSPOSE supports at most 4-D and CoreML rejects rank > 5 (their converters report it as an unsupported op).
 """
 
 from __future__ import annotations

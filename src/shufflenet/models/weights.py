@@ -39,6 +39,7 @@ from shufflenet.errors import (
     InvalidCheckpointError,
     WeightsError,
     WeightsMismatchError,
+    first_line,
 )
 from shufflenet.models._checks import require_module, require_path
 
@@ -86,7 +87,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         try:
             return load_file(str(path))
         except Exception as exc:
-            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from exc
+            raise WeightsError(f"{path}: not a readable safetensors file ({first_line(exc)})") from exc
     _refuse_plain_pickle(path)
     try:
         with warnings.catch_warnings():
@@ -113,7 +114,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
             AttributeError, TypeError) as exc:
         # A damaged file is a failure (exit code 1), like a crashed write; what is not a checkpoint at all is
         # bad input (InvalidCheckpointError, exit code 2).
-        raise WeightsError(f"{path}: truncated or corrupted checkpoint ({_first_line(exc)[:160]})") from exc
+        raise WeightsError(f"{path}: truncated or corrupted checkpoint ({first_line(exc)[:160]})") from exc
 
 
 # The first pickle of torch's legacy (pre-1.6, non-zip) format is this magic number.
@@ -184,11 +185,6 @@ def _pickle_globals(f: Any) -> tuple[list[str], int | None]:
         elif op.stack_after:
             pushed.append(None)
     return names, first_int
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None) -> None:

@@ -244,18 +244,9 @@ def _check_positive(name: str, value: Any) -> None:
 
 
 def _check_model_name(name: str) -> None:
-    """Fail early (before data loading) on an unknown model name."""
+    """Fail early (before data loading) on an unknown model name (``torchvision:NAME`` included)."""
     from shufflenet.models import get_entry
-    from shufflenet.models._registry import TORCHVISION_PREFIX, _torchvision_names, _unknown_message
 
-    if name.startswith(TORCHVISION_PREFIX):
-        tv = name[len(TORCHVISION_PREFIX):]
-        if tv not in _torchvision_names():
-            from shufflenet.errors import UnknownModelError
-
-            raise UnknownModelError(_unknown_message(tv, _torchvision_names()).replace(
-                "unknown model", "unknown torchvision model"))
-        return
     get_entry(name)
 
 
