@@ -41,7 +41,9 @@ def _is_type_checking(node: ast.If) -> bool:
         isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
 
 
-def _imports(path: Path, module: str) -> set[str]:
+def _imports(path: Path, module: str, modules: set[str] | None = None) -> set[str]:
+    """The package's modules ``path`` imports. ``from pkg import sub`` names only ``pkg.sub`` when ``sub``
+    is one of ``modules`` (the package itself is then just the way to it)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skip: set[int] = set()
     for node in ast.walk(tree):
@@ -63,10 +65,10 @@ def _imports(path: Path, module: str) -> set[str]:
                 name = node.module or ""
             if name.split(".")[0] != PACKAGE:
                 continue
-            found.add(name)
-            # `from shufflenet.x import y` may name a submodule y
-            for a in node.names:
-                found.add(f"{name}.{a.name}")
+            subs = [f"{name}.{a.name}" for a in node.names]
+            if modules is None or not all(sub in modules for sub in subs):
+                found.add(name)
+            found.update(subs)  # `from shufflenet.x import y` may name a submodule y
     return found
 
 
@@ -74,7 +76,7 @@ def _graph() -> dict[str, set[str]]:
     files = {(_module_name(p)): p for p in (SRC / PACKAGE).rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for mod, path in files.items():
-        graph[mod] = {m for m in _imports(path, mod) if m in files and m != mod}
+        graph[mod] = {m for m in _imports(path, mod, set(files)) if m in files and m != mod}
     return graph
 
 
@@ -161,3 +163,11 @@ def test_the_checker_sees_deferred_and_relative_imports(tmp_path):
     found = _imports(f, "shufflenet.measure.x")
     assert "shufflenet.cli._common" in found and "shufflenet.measure.y" in found
     assert "shufflenet.cli" not in found  # the TYPE_CHECKING one
+
+
+def test_the_checker_tells_a_submodule_from_the_package_root(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("from shufflenet import result\n")
+    assert _imports(f, "shufflenet.cost.m", {"shufflenet", "shufflenet.result"}) == {"shufflenet.result"}
+    f.write_text("from shufflenet import create_model\n")
+    assert "shufflenet" in _imports(f, "shufflenet.cost.m", {"shufflenet", "shufflenet.result"})
