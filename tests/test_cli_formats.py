@@ -102,8 +102,28 @@ class Memo:
         return self.result
 
 
+def shrink_machine(mp: pytest.MonkeyPatch) -> None:
+    """Machine ceilings from tiny kernels (as test_cli_bench.py): milliseconds instead of seconds."""
+    mp.setattr(machine_mod, "MATMUL_N", {"cpu": 128, "cuda": 1024})
+    mp.setattr(machine_mod, "COPY_ELEMENTS", {"cpu": 1 << 18, "cuda": 1 << 22})
+    mp.setattr(machine_mod, "CONV_SHAPES", {"cpu": ((1, 32, 8, 1), (1, 16, 8, 3)), "cuda": ()})
+    mp.setattr(machine_mod, "KERNEL_MIN_RUN_TIME", 0.01)
+
+
 @pytest.fixture(scope="module")
-def memos() -> dict[str, Memo]:
+def cache_dir(tmp_path_factory) -> Any:
+    """A ceilings cache holding this machine's (shrunk) ceilings, so bench rows carry their % columns, as
+    when the old keys were recorded."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHUFFLENET_CACHE", str(path))
+        shrink_machine(mp)
+        machine_mod.measure_machine("cpu", None, refresh=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def memos(cache_dir) -> dict[str, Memo]:
     bench_mod = sys.modules["shufflenet.measure.bench"]
     profile_mod = sys.modules["shufflenet.measure.profile"]
     real_guidelines = runner.run_guidelines
@@ -113,13 +133,10 @@ def memos() -> dict[str, Memo]:
 
 
 @pytest.fixture
-def cli(memos, monkeypatch, tmp_path, capsys):
+def cli(memos, cache_dir, monkeypatch, capsys):
     """Run a command in-process (its measurement memoised), returning (stdout, the result behind it)."""
-    monkeypatch.setenv("SHUFFLENET_CACHE", str(tmp_path / "cache"))  # no ceilings unless measured here
-    monkeypatch.setattr(machine_mod, "MATMUL_N", {"cpu": 128, "cuda": 1024})
-    monkeypatch.setattr(machine_mod, "COPY_ELEMENTS", {"cpu": 1 << 18, "cuda": 1 << 22})
-    monkeypatch.setattr(machine_mod, "CONV_SHAPES", {"cpu": ((1, 32, 8, 1), (1, 16, 8, 3)), "cuda": ()})
-    monkeypatch.setattr(machine_mod, "KERNEL_MIN_RUN_TIME", 0.01)
+    monkeypatch.setenv("SHUFFLENET_CACHE", str(cache_dir))
+    shrink_machine(monkeypatch)
     real_units = unit_suite.run_units
     monkeypatch.setattr(unit_suite, "run_units", lambda *a, **k: real_units(*a, channels=(64,), sides=(28,), **k))
     monkeypatch.setattr(sys.modules["shufflenet.measure.bench"], "run_bench", memos["bench"])
@@ -315,5 +332,5 @@ def test_out_html_is_self_contained(cli, tmp_path) -> None:
         assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", page, re.I)
         assert "<script" not in page and "<link" not in page and "@import" not in page
         assert page.count("data:image/png;base64,") == len(result.figures())
-    assert [p.name for p in sorted(tmp_path.iterdir()) if p.suffix != ""] == [
+    assert [p.name for p in sorted(tmp_path.iterdir())] == [
         "bench.html", "guidelines.html", "profile.html"]  # HTML embeds its figures: no PNG beside it

@@ -4,6 +4,7 @@ cost (MAC), measured speed, the G1-G4 guideline experiments and model audits —
 from shufflenet.cost import CostReport, count_cost
 from shufflenet.measure import Measurement, ProfileReport, measure, profile
 from shufflenet.models import create_model, list_models, load_weights
+from shufflenet.render import render, write_result
 
 __version__ = "0.1.0"
 __all__ = [
@@ -17,4 +18,6 @@ __all__ = [
     "load_weights",
     "measure",
     "profile",
+    "render",
+    "write_result",
 ]
