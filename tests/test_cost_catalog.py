@@ -45,7 +45,7 @@ def test_models_command_every_format(fmt, capsys):
     elif fmt == "md":
         assert "| 0.5x | 48/96/192 | 1024 | 40.50 | 41 |" in out
     elif fmt == "html":
-        assert "<caption>ShuffleNet V2, paper Table 5 re-derived</caption>" in out and "<td>48/96/192</td>" in out
+        assert "<p class=\"table-title\">ShuffleNet V2, paper Table 5 re-derived</p>" in out and "<td>48/96/192</td>" in out
     else:
         assert "shufflenet_v2_x0_5" in out and "40.50" in out
 

@@ -122,6 +122,7 @@ def test_format_contradiction_is_bad_input():
         format_for_path("x.json", "csv")
     assert format_for_path("x.json", "json") == "json"
     assert format_for_path("x.dat", "csv") == "csv"  # an unknown extension contradicts nothing
+    assert format_for_path("x.txt", "json") == "json"  # nor does plain text
     with pytest.raises(UserInputError, match="unknown format"):
         format_for_path("x.json", "yaml")
 

@@ -60,3 +60,14 @@ def cannot_run(exc: BaseException, input_size: Sequence[int]) -> UserInputError:
     """The one-line error for a model that fails on an input (wrong channel count, a map smaller than its
     strides): raise it ``from exc``."""
     return UserInputError(f"the model cannot run on input {'x'.join(map(str, input_size))}: {first_line(exc)}")
+
+
+class ClassNamesMismatchError(UserInputError):
+    """The class names given for a model's outputs are not one per output (too few or too many).
+
+    ``what`` names where the names came from in the message (``class_names``, a CLI flag and its file).
+    """
+
+    def __init__(self, given: int, outputs: int, what: str = "class_names") -> None:
+        super().__init__(f"{what} has {given} names but the model has {outputs} outputs; give one name per output")
+        self.given, self.outputs = given, outputs

@@ -39,18 +39,20 @@ _CSS = """.shufflenet-result{font:14px/1.45 system-ui,-apple-system,"Segoe UI",s
 .shufflenet-result td.num{text-align:right}.shufflenet-result th{background:#f3f5f7}
 .shufflenet-result .table-wrap{overflow-x:auto}.shufflenet-result figure{margin:.5em 0 1.2em}
 .shufflenet-result img{max-width:100%;height:auto}.shufflenet-result .note{color:#57606a;font-size:.92em}
-.shufflenet-result caption{text-align:left;font-weight:600;padding:.2em 0}"""
+.shufflenet-result .table-title{font-weight:600;margin:.8em 0 .2em}"""
 
 
 def format_for_path(path: str | os.PathLike[str] | None, fmt: str | None = None) -> str:
     """The format to write: ``fmt`` when given, else inferred from ``path``'s extension (``table`` when
-    there is none or it is unknown). A contradiction (``fmt="csv"`` with ``x.json``) is bad input."""
+    there is none or it is unknown). A contradiction (``fmt="csv"`` with ``x.json``) is bad input; a plain
+    text extension (``.txt``) holds any format."""
     if fmt is not None and fmt not in FORMATS:
         raise UserInputError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     inferred = EXTENSIONS.get(Path(path).suffix.lower()) if path is not None else None
     if fmt is None:
         return inferred or "table"
-    if inferred is not None and inferred != fmt and not (fmt == "table" and inferred == "table"):
+    # .txt and friends are plain text whatever they hold; .json, .csv, .md and .html name one format
+    if inferred is not None and inferred != "table" and inferred != fmt:
         raise UserInputError(f"--format {fmt} contradicts the extension of {os.fspath(path)!r} "
                              f"(a {inferred} file): drop --format or rename the file")
     return fmt
@@ -82,13 +84,17 @@ def write_result(result: Result, path: str | os.PathLike[str], *, fmt: str | Non
     """
     path = Path(path)
     fmt = format_for_path(path, fmt)
-    if environment is None:
-        from shufflenet.environment import capture_environment
+    d = result.to_dict()
+    if environment is None:  # the result's own (the threads it measured with), else this process's
+        own = d.get("environment") or d.get("env")
+        if isinstance(own, Mapping):
+            environment = own
+        else:
+            from shufflenet.environment import capture_environment
 
-        environment = capture_environment()
+            environment = capture_environment()
     env = dict(environment)
     if fmt == "json":
-        d = result.to_dict()
         if "environment" not in d and "env" not in d:
             d = {**d, "environment": env}
         return write_atomic(path, to_json(d) + "\n")
@@ -277,9 +283,10 @@ def _md_environment(env: Mapping[str, Any]) -> str:
 
 def table_to_html(t: Table) -> str:
     e = html.escape
-    out = ['<div class="table-wrap"><table>']
+    out = []
     if t.title:
-        out.append(f"<caption>{e(t.title)}</caption>")
+        out.append('<p class="table-title">' + "<br>".join(e(line) for line in t.title.splitlines()) + "</p>")
+    out.append('<div class="table-wrap"><table>')
     if t.columns:
         out.append("<thead><tr>" + "".join(f"<th>{e(c.header)}</th>" for c in t.columns) + "</tr></thead>")
     out.append("<tbody>")

@@ -15,11 +15,8 @@ from shufflenet.cli._common import (
     add_model_args,
     add_output_args,
     check_output_path,
-    emit,
+    emit_result,
     int_arg,
-    rows_to_csv,
-    rows_to_table,
-    to_json,
 )
 from shufflenet.errors import UserInputError
 
@@ -81,25 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     if env_ranks()[0] != 0:
         return 0
-    if args.format == "json":
-        text = to_json(report.to_dict())
-    elif args.format == "csv":
-        d = report.to_dict()
-        text = rows_to_csv([{k: v for k, v in d.items() if not isinstance(v, (list, dict))}])
-    else:
-        r = report.result
-        rows = [{"item": k, "value": v} for k, v in (
-            ("model", report.model), ("weights format", report.weights_format),
-            ("dataset", f"{report.dataset} ({report.split})"), ("images", r.count),
-            ("top-1 %", round(r.top1, 2)), ("top-5 %", round(r.top5, 2)), ("loss", round(r.loss, 4)),
-            ("input", report.input_convention), ("confusion PNG", report.confusion_png))]
-        text = rows_to_table(rows, title=f"eval {report.checkpoint}")
-        per_class = report.per_class_accuracy()
-        if per_class and len(per_class) <= 20:
-            text += "\n\n" + rows_to_table(per_class, title="per class (top-1 %)")
-        if report.note:
-            text += f"\n\nnote: {report.note}"
-    emit(text, args.out)
+    emit_result(report, args)  # CSV: the summary row
     return 0
 
 

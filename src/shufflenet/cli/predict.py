@@ -17,13 +17,10 @@ from shufflenet.cli._common import (
     MAX_SIDE,
     add_model_args,
     add_output_args,
-    emit,
+    emit_result,
     int_arg,
-    rows_to_csv,
-    rows_to_table,
-    to_json,
 )
-from shufflenet.errors import UserInputError
+from shufflenet.errors import ClassNamesMismatchError, UserInputError
 
 
 def add_parser(sub: Any) -> None:
@@ -60,33 +57,14 @@ def run(args: argparse.Namespace) -> int:
             raise UserInputError(f"--classes {args.classes}: not a UTF-8 text file of class names") from None
         if not names:
             raise UserInputError(f"--classes {args.classes}: no class names in the file")
-        _check_class_count(names, args)
     cfg = PredictConfig(checkpoint=args.checkpoint, images=list(args.images), topk=args.topk, model=args.model,
                         model_kwargs=model_kwargs_from_args(args), class_names=names, image_size=args.image_size,
                         input_convention=args.input_convention, batch_size=args.batch_size, device=args.device)
-    result = predict(cfg)
-    if args.format == "json":
-        text = to_json(result.to_dict())
-    elif args.format == "csv":
-        text = rows_to_csv(result.rows())
-    else:
-        rows = [{"file": r["file"] if r["rank"] == 1 else "", "rank": r["rank"], "label": r["label"],
-                 "prob": round(100.0 * r["prob"], 2)} for r in result.rows()]
-        text = rows_to_table(rows, title=f"predict with {result.model} ({args.checkpoint}); prob in %") if rows else ""
-    if text:
-        emit(text, args.out)
+    try:
+        result = predict(cfg)
+    except ClassNamesMismatchError as exc:
+        raise ClassNamesMismatchError(exc.given, exc.outputs, f"--classes {args.classes}") from None
+    emit_result(result, args)
     for failed in result.failed:
         sys.stderr.write(f"shufflenet: error: {failed.path}: {failed.error}\n")
     return 2 if result.failed else 0
-
-
-def _check_class_count(names: list[str], args: argparse.Namespace) -> None:
-    """``--classes`` must name every output of the model: a shorter or longer list would label the
-    predictions with the wrong names. The count comes from the checkpoint's classifier weights (read once
-    more here, cheaply), or ``--num-classes`` when given."""
-    from shufflenet.models.weights import classifier_outputs, read_checkpoint
-
-    outputs = args.num_classes or classifier_outputs(read_checkpoint(args.checkpoint))
-    if outputs is not None and outputs != len(names):
-        raise UserInputError(f"--classes {args.classes} has {len(names)} names but the model has {outputs} "
-                             "outputs; give one name per output")

@@ -16,15 +16,7 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
-from shufflenet.cli._common import (
-    add_model_args,
-    add_output_args,
-    emit,
-    parse_model_args,
-    rows_to_csv,
-    rows_to_table,
-    to_json,
-)
+from shufflenet.cli._common import add_model_args, add_output_args, emit_result, parse_model_args
 
 S = argparse.SUPPRESS
 EPILOG = """examples:
@@ -172,17 +164,5 @@ def run(args: argparse.Namespace) -> int:
         return exc.exit_code
     if env_ranks()[0] != 0:
         return 0
-    if args.format == "json":
-        text = to_json(result.to_dict())
-    elif args.format == "csv":
-        text = rows_to_csv(result.history)
-    else:
-        summary = {"status": result.status, "model": result.model_name, "epochs": result.epochs,
-                   "steps": f"{result.step}/{result.total_steps}", "processes": result.world_size,
-                   **{k: v for k, v in result.final.items() if k.startswith("val_")},
-                   "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
-                   "checkpoint": result.checkpoint, "weights": result.weights}
-        rows = [{"item": k, "value": v} for k, v in summary.items()]
-        text = rows_to_table(rows, title=f"train {result.model_name} -> {result.output_dir}")
-    emit(text, args.out)
+    emit_result(result, args)  # CSV: the metrics per epoch
     return 0

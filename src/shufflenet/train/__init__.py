@@ -11,7 +11,7 @@ from shufflenet.train.config import EvalConfig, PredictConfig, TrainConfig, load
 from shufflenet.train.data import DataBundle, Preprocess, build_data
 from shufflenet.train.engine import ModelEMA, TrainingDiverged, TrainingInterrupted, TrainResult, train
 from shufflenet.train.evaluate import EvalReport, EvalResult, evaluate, load_model_for_inference, run_eval
-from shufflenet.train.predict import FilePrediction, PredictResult, predict
+from shufflenet.train.predict import FilePrediction, Predictions, PredictResult, predict
 from shufflenet.train.recipe import (
     build_loss,
     build_optimizer,
@@ -24,7 +24,7 @@ from shufflenet.train.rundir import DiskFullError, OutputWriteError, RunDirector
 
 __all__ = [
     "DataBundle", "DiskFullError", "EvalConfig", "EvalReport", "EvalResult", "FilePrediction", "ModelEMA",
-    "OutputWriteError", "PredictConfig", "PredictResult", "Preprocess", "RunDirectoryError",
+    "OutputWriteError", "PredictConfig", "PredictResult", "Predictions", "Preprocess", "RunDirectoryError",
     "RunInUseError", "TrainConfig", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "build_data",
     "build_loss", "build_optimizer", "build_scheduler", "evaluate", "load_checkpoint", "load_config_file",
     "load_model_for_inference", "parameter_groups", "predict", "recalibrate_bn", "resolve_config",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
-from shufflenet.errors import UserInputError
+from shufflenet.errors import UserInputError, first_line
 
 DATASETS = ("fashion-mnist", "imagefolder", "synthetic")
 DEFAULT_RUNS_ROOT = "runs/train"
@@ -278,8 +278,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UserInputError:
         raise
     except Exception as exc:  # parse errors of any of the three formats
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{path}: cannot parse config file: {first}") from None
+        raise UserInputError(f"{path}: cannot parse config file: {first_line(exc)}") from None
     if not isinstance(data, Mapping):
         raise UserInputError(f"{path}: a config file must hold a table of keys")
     return dict(data)

@@ -53,7 +53,6 @@ import io
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import threading
@@ -67,7 +66,9 @@ import torch
 from torch import nn
 
 from shufflenet._io import write_atomic
-from shufflenet.errors import ShuffleNetError, UserInputError, WeightsError
+from shufflenet.environment import capture_environment
+from shufflenet.errors import ShuffleNetError, UserInputError, WeightsError, first_line
+from shufflenet.result import Column, Figure, ResultBase, Table, json_safe
 from shufflenet.train.checkpoint import (
     capture_rng,
     load_checkpoint,
@@ -78,7 +79,7 @@ from shufflenet.train.checkpoint import (
 from shufflenet.train.config import BASE_BATCH, BASE_LR, DEFAULT_RUNS_ROOT, TrainConfig
 from shufflenet.train.data import DataBundle, EpochSampler, ShardSampler, build_data, make_loader
 from shufflenet.train.distributed import DistContext, cleanup, setup, unwrap, wrap_model
-from shufflenet.train.evaluate import EvalResult, autocast_context, evaluate
+from shufflenet.train.evaluate import ACCURACY, EVAL_LOSS, EvalResult, autocast_context, evaluate
 from shufflenet.train.recipe import LinearDecay, build_loss, build_optimizer, build_scheduler, recalibrate_bn
 from shufflenet.train.rundir import (
     OutputWriteError,
@@ -197,9 +198,30 @@ class ModelEMA:
         self.updates = int(state["updates"])
 
 
+TRAIN_CONVENTIONS = [
+    "train loss / train top-1 = the training criterion (with the run's label smoothing) and top-1 on the "
+    "augmented training batches in train mode, averaged over the epoch",
+    f"val = the validation set (or the --holdout images) in eval mode; {ACCURACY}; val {EVAL_LOSS}",
+    "images/s = training images per second of training time (data loading included, checkpoint saving and "
+    "evaluation excluded), over all processes",
+]
+_METRIC_LABELS = {c.key: c for c in [
+    Column("epoch"), Column("step"), Column("lr", fmt=".4g"), Column("train_loss", "train loss", fmt=".4f"),
+    Column("train_top1", "train top-1", "%", ".2f"), Column("val_loss", "val loss", fmt=".4f"),
+    Column("val_top1", "val top-1", "%", ".2f"), Column("val_top5", "val top-5", "%", ".2f"),
+    Column("ema_val_loss", "EMA val loss", fmt=".4f"), Column("ema_val_top1", "EMA val top-1", "%", ".2f"),
+    Column("ema_val_top5", "EMA val top-5", "%", ".2f"), Column("epoch_time_s", "epoch time", "s", ".1f"),
+    Column("images_per_s", "train images/s", fmt=".1f"), Column("elapsed_s", "elapsed", "s", ".1f"),
+    Column("threads"), Column("world_size", "processes")]}
+
+
 @dataclass
-class TrainResult:
-    """What :func:`train` did. ``status`` is ``"finished"`` or ``"stopped"`` (``stop_after_steps``)."""
+class TrainResult(ResultBase):
+    """What :func:`train` did. ``status`` is ``"finished"`` or ``"stopped"`` (``stop_after_steps``).
+
+    A result of the contract in :mod:`shufflenet.result`: the metrics per epoch (the CSV), a summary, and the
+    loss/accuracy curves as a figure.
+    """
 
     status: str
     output_dir: str
@@ -218,7 +240,48 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "model"}
+        return json_safe({f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"})
+
+    def tables(self) -> list[Table]:
+        """The metrics per epoch (what ``--format csv`` writes: ``metrics.csv``'s columns), then the summary."""
+        keys = [k for k in METRIC_COLUMNS if any(k in h for h in self.history)]
+        keys += [k for h in self.history for k in h if k not in keys]
+        epochs = Table(f"train {self.model_name}: metrics per epoch", [_METRIC_LABELS.get(k, Column(k)) for k in keys],
+                       [dict(h) for h in self.history], key="history")
+        summary = {"status": self.status, "model": self.model_name, "epochs": self.epochs,
+                   "steps": f"{self.step}/{self.total_steps}", "processes": self.world_size,
+                   **{k: v for k, v in self.final.items() if k.startswith("val_")},
+                   "wall_time_s": self.wall_time_s, "images_per_s": self.images_per_s,
+                   "checkpoint": self.checkpoint, "weights": self.weights}
+        rows = [{"item": k, "value": v} for k, v in json_safe(summary).items()]
+        return [epochs, Table(f"train {self.model_name} -> {self.output_dir}", [Column("item"), Column("value")],
+                              rows, key="summary")]
+
+    def figures(self) -> list[Figure]:
+        """Loss and accuracy per epoch (when the run has trained an epoch)."""
+        if not self.history:
+            return []
+        return [Figure(f"train {self.model_name}: loss and top-1 per epoch", self._draw_curves, key="curves",
+                       size=(10.0, 4.0))]
+
+    def _draw_curves(self, fig: Any) -> None:
+        panels = (("loss", ("train_loss", "val_loss", "ema_val_loss")),
+                  ("top-1 (%)", ("train_top1", "val_top1", "ema_val_top1")))
+        for i, (ylabel, keys) in enumerate(panels, start=1):
+            ax = fig.add_subplot(1, 2, i)
+            for k in keys:
+                pts = [(h["epoch"], h[k]) for h in self.history if isinstance(h.get(k), (int, float))]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=_METRIC_LABELS[k].label)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            if ax.get_lines():
+                ax.legend(fontsize=8)
+        fig.tight_layout()
+
+    def conventions(self) -> list[str]:
+        return list(TRAIN_CONVENTIONS)
 
 
 def build_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:
@@ -554,8 +617,8 @@ class _Trainer:
             self.optimizer.load_state_dict(tr["optimizer"])
             self.scheduler.load_state_dict(tr["scheduler"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(f"{self.resume_path}: does not fit this model/optimizer ({first[:200]})") from None
+            raise WeightsError(f"{self.resume_path}: does not fit this model/optimizer "
+                               f"({first_line(exc)[:200]})") from None
         # load_state_dict restores the saved hyper-parameters; this run's config must be what applies (and
         # what config.json records): group 0 holds the conv/linear weights (recipe.parameter_groups)
         for i, g in enumerate(self.optimizer.param_groups):
@@ -600,20 +663,22 @@ class _Trainer:
         self.log(f"resumed from {self.resume_path}: epoch {self.epoch + 1}, step {self.step}/{self.total_steps}")
 
     def _run_info(self) -> dict[str, Any]:
-        dev = self.ctx.device
+        """The run's derived settings, then the environment it runs in (``threads`` as at this start)."""
+        dev, size = self.ctx.device, self.data.preprocess.image_size
+        env = capture_environment(device=dev, batch=self.per_rank_batch,
+                                  memory_format="channels_last" if self.cfg.channels_last else "contiguous",
+                                  input_size=(self.per_rank_batch, self.data.in_chans, size, size))
         return {
             "model": self.cfg.model, "model_kwargs": self.model_kwargs, "dataset": self.cfg.dataset,
             "train_images": len(self.data.train),  # type: ignore[arg-type]
             "val_images": len(self.data.val) if self.data.val is not None else 0,  # type: ignore[arg-type]
             "val_set": (f"{self.cfg.holdout} training images held out of training" if self.cfg.holdout
                         else "the dataset's validation/test split"),
-            "world_size": self.ctx.world_size, "backend": self.ctx.backend, "device": str(dev),
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
-            or platform.machine(),
+            "world_size": self.ctx.world_size, "backend": self.ctx.backend,
             "global_batch": self.cfg.batch_size, "per_rank_batch": self.per_rank_batch, "peak_lr": self.lr,
             "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "params": sum(p.numel() for p in self.raw.parameters()),
+            "params": sum(p.numel() for p in self.raw.parameters()), "amp": self.cfg.amp,
+            **env, "device_name": env.get("gpu_name") or env["cpu_model"],
         }
 
     # ------------------------------------------------------------------------------- checkpoints

@@ -19,17 +19,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from shufflenet._io import atomic_file
 from shufflenet.errors import UserInputError
 from shufflenet.models.weights import FORMAT_TAG, WeightsInfo, read_checkpoint
+from shufflenet.result import Column, Figure, ResultBase, Table, json_safe
 from shufflenet.train.config import EvalConfig
 from shufflenet.train.data import Preprocess, ShardSampler, build_data, imagenet_preprocess, make_loader
 from shufflenet.train.distributed import DistContext, cleanup, setup
 
+ACCURACY = ("top-1 / top-5 = % of the images whose true class is the model's first / among its first five "
+            "predictions")
+EVAL_LOSS = "loss = mean cross-entropy of the logits against the true class (no label smoothing)"
+CONFUSION = ("confusion matrix: rows = true class, columns = predicted class; colour = fraction of the true "
+             "class, numbers = image counts")
+MAX_CONFUSION_CLASSES = 20  # larger matrices are unreadable as a picture (EvalConfig.max_confusion_classes)
+CONFUSION_DPI = 120
+METRIC_COLUMNS = [Column("loss", "loss", fmt=".4f"), Column("top1", "top-1", "%", ".2f"),
+                  Column("top5", "top-5", "%", ".2f"), Column("count", "images"), Column("num_classes", "classes")]
+
 
 @dataclass
-class EvalResult:
-    """Loss (cross-entropy, no label smoothing), top-1/top-5 accuracy in percent, sample count."""
+class EvalResult(ResultBase):
+    """Loss (cross-entropy, no label smoothing), top-1/top-5 accuracy in percent, sample count; a result of
+    the contract in :mod:`shufflenet.result` (its figure: the confusion matrix, up to 20 classes)."""
 
     loss: float
     top1: float
@@ -39,8 +50,19 @@ class EvalResult:
     confusion: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "count": self.count,
-                "num_classes": self.num_classes}
+        return json_safe({"loss": self.loss, "top1": self.top1, "top5": self.top5, "count": self.count,
+                          "num_classes": self.num_classes})
+
+    def tables(self) -> list[Table]:
+        return [Table("evaluation", list(METRIC_COLUMNS), [self.to_dict()], key="eval")]
+
+    def figures(self) -> list[Figure]:
+        if self.confusion is None or self.num_classes > MAX_CONFUSION_CLASSES:
+            return []
+        return [confusion_figure(self.confusion, [], f"top-1 {self.top1:.2f}%, {self.count} images")]
+
+    def conventions(self) -> list[str]:
+        return [ACCURACY, EVAL_LOSS] + ([CONFUSION] if self.figures() else [])
 
 
 def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
@@ -115,23 +137,15 @@ def evaluate(model: nn.Module, loader: Any, *, device: torch.device | str = "cpu
     return EvalResult(loss_total / n, 100.0 * n1 / n, 100.0 * n5 / n, int(n), n_classes, mat)
 
 
-def write_confusion_png(matrix: torch.Tensor, class_names: list[str], path: str | os.PathLike[str],
-                        title: str = "") -> Path | None:
-    """Save a confusion matrix (rows: true class, columns: predicted; colour = row-normalised rate, text =
-    counts) as a PNG, atomically. Returns ``None`` when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+def draw_confusion(fig: Any, matrix: torch.Tensor, class_names: list[str], title: str = "") -> None:
+    """Draw a confusion matrix into the matplotlib Figure ``fig`` (rows: true class, columns: predicted;
+    colour = row-normalised rate, text = counts). ``class_names`` of another length than the matrix's
+    side are replaced by class indices."""
     k = matrix.shape[0]
     names = class_names if len(class_names) == k else [str(i) for i in range(k)]
     counts = matrix.double()
     rates = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
-    size = max(4.0, 0.55 * k + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
@@ -147,12 +161,22 @@ def write_confusion_png(matrix: torch.Tensor, class_names: list[str], path: str 
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
                         color="white" if rates[i, j] > 0.5 else "black")
     fig.tight_layout()
-    try:
-        with atomic_file(path) as f:
-            fig.savefig(f, dpi=120, format="png")
-    finally:
-        plt.close(fig)
-    return path
+
+
+def confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str = "") -> Figure:
+    """The confusion matrix as a :class:`shufflenet.result.Figure` (drawn only when a renderer asks)."""
+    side = max(4.0, 0.55 * matrix.shape[0] + 2.5)
+    return Figure(title or "confusion matrix", lambda fig: draw_confusion(fig, matrix, class_names, title),
+                  key="confusion", size=(side + 1, side), dpi=CONFUSION_DPI)
+
+
+def write_confusion_png(matrix: torch.Tensor, class_names: list[str], path: str | os.PathLike[str],
+                        title: str = "") -> Path | None:
+    """Save a confusion matrix (see :func:`draw_confusion`) as a PNG, atomically. Returns ``None`` when
+    matplotlib is not installed."""
+    from shufflenet.measure.plots import save_figure
+
+    return save_figure(confusion_figure(matrix, class_names, title), path)
 
 
 # ------------------------------------------------------------------------------- loading for inference
@@ -246,7 +270,11 @@ def load_model_for_inference(checkpoint: str | os.PathLike[str], model: str | No
 # ------------------------------------------------------------------------------------------- run_eval
 
 @dataclass
-class EvalReport:
+class EvalReport(ResultBase):
+    """A checkpoint evaluated on a dataset (:func:`run_eval`), as a result of the contract in
+    :mod:`shufflenet.result`: the summary (the CSV row), accuracy per class and the confusion matrix as a
+    figure (both up to ``max_confusion_classes`` classes)."""
+
     checkpoint: str
     model: str
     dataset: str
@@ -257,6 +285,7 @@ class EvalReport:
     class_names: list[str]
     confusion_png: str | None = None
     note: str = ""
+    max_confusion_classes: int = MAX_CONFUSION_CLASSES
 
     def per_class_accuracy(self) -> list[dict[str, Any]]:
         m = self.result.confusion
@@ -270,16 +299,50 @@ class EvalReport:
                          "top1": round(100.0 * int(m[i, i]) / total, 2) if total else None})
         return rows
 
+    def _small(self) -> bool:
+        return self.result.confusion is not None and self.result.num_classes <= MAX_CONFUSION_CLASSES
+
     def to_dict(self) -> dict[str, Any]:
         out = {"checkpoint": self.checkpoint, "model": self.model, "dataset": self.dataset, "split": self.split,
                **self.result.to_dict(), "weights_format": self.weights_format,
                "input_convention": self.input_convention, "confusion_png": self.confusion_png}
-        if self.result.confusion is not None and self.result.num_classes <= 20:
+        if self._small():
             out["per_class"] = self.per_class_accuracy()
-            out["confusion_matrix"] = self.result.confusion.tolist()
+            out["confusion_matrix"] = self.result.confusion.tolist()  # type: ignore[union-attr]
         if self.note:
             out["note"] = self.note
+        return json_safe(out)
+
+    def tables(self) -> list[Table]:
+        """The summary (one row: what ``--format csv`` writes), then accuracy per class."""
+        row = {k: v for k, v in self.to_dict().items() if not isinstance(v, (list, dict))}
+        cols = [Column("checkpoint"), Column("model"), Column("dataset"), Column("split"), *METRIC_COLUMNS,
+                Column("weights_format", "weights format"), Column("input_convention", "input"),
+                Column("confusion_png", "confusion PNG")]
+        if self.note:
+            cols.append(Column("note"))
+        out = [Table(f"eval {self.checkpoint}", cols, [row], key="eval")]
+        if self._small():
+            out.append(Table(f"per class ({self.dataset}, {self.split})",
+                             [Column("class"), Column("count", "images"), Column("top1", "top-1", "%", ".2f")],
+                             self.per_class_accuracy(), key="per_class"))
         return out
+
+    def confusion_figure(self) -> Figure | None:
+        """The confusion matrix with the class names (``None`` without one, or above
+        ``max_confusion_classes`` classes)."""
+        r = self.result
+        if r.confusion is None or r.num_classes > self.max_confusion_classes:
+            return None
+        title = f"{self.model} on {self.dataset} ({self.split}): top-1 {r.top1:.2f}%, {r.count} images"
+        return confusion_figure(r.confusion, self.class_names, title)
+
+    def figures(self) -> list[Figure]:
+        fig = self.confusion_figure()
+        return [fig] if fig is not None else []
+
+    def conventions(self) -> list[str]:
+        return [ACCURACY, EVAL_LOSS] + ([CONFUSION] if self.figures() else [])
 
 
 def run_eval(cfg: EvalConfig) -> EvalReport:
@@ -324,22 +387,23 @@ def _run_eval(cfg: EvalConfig, ctx: DistContext) -> EvalReport:
                       ctx=ctx, num_classes=data.num_classes,
                       progress=cfg.progress and ctx.is_main and sys.stderr.isatty(),
                       desc=f"eval {Path(cfg.checkpoint).name}")
-    png: str | None = None
-    note = ""
+    report = EvalReport(str(cfg.checkpoint), loaded.name, dataset, cfg.split, result, loaded.info.format,
+                        pp.describe(), class_names, max_confusion_classes=cfg.max_confusion_classes)
     if cfg.confusion_png and result.confusion is not None and ctx.is_main:
-        if data.num_classes <= cfg.max_confusion_classes:
+        fig = report.confusion_figure()
+        if fig is None:
+            report.note = (f"no confusion matrix PNG for {data.num_classes} classes "
+                           f"(only up to {cfg.max_confusion_classes})")
+        else:
+            from shufflenet.measure.plots import save_figure
+
             dest = (Path(cfg.checkpoint).expanduser().resolve().parent / "confusion_matrix.png"
                     if cfg.confusion_png == "auto" else Path(cfg.confusion_png))
-            title = (f"{loaded.name} on {dataset} ({cfg.split}): top-1 {result.top1:.2f}%, "
-                     f"{result.count} images")
+            notes: list[str] = []
             try:
-                written = write_confusion_png(result.confusion, class_names, dest, title)
+                written = save_figure(fig, dest, notes)
             except OSError as exc:
-                written, note = None, f"confusion matrix PNG not written to {dest}: {exc.strerror or exc}"
-            png = str(written) if written else None
-            if written is None and not note:
-                note = "confusion matrix PNG skipped: matplotlib is not installed (pip install matplotlib)"
-        else:
-            note = f"no confusion matrix PNG for {data.num_classes} classes (only up to {cfg.max_confusion_classes})"
-    return EvalReport(str(cfg.checkpoint), loaded.name, dataset, cfg.split, result, loaded.info.format,
-                      pp.describe(), class_names, png, note)
+                written, notes = None, [f"confusion matrix PNG not written to {dest}: {exc.strerror or exc}"]
+            report.confusion_png = str(written) if written else None
+            report.note = "; ".join(notes)
+    return report

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from shufflenet.errors import ClassNamesMismatchError, first_line
+from shufflenet.result import Column, ResultBase, Table, json_safe
 from shufflenet.train.config import PredictConfig
 from shufflenet.train.distributed import resolve_device
 from shufflenet.train.evaluate import load_model_for_inference
@@ -35,8 +37,15 @@ class FilePrediction:
         return {"file": self.path, "top": self.top} if self.ok else {"file": self.path, "error": self.error}
 
 
+PROBABILITY = "prob = softmax probability of the label (a fraction in CSV and JSON, a percentage in tables)"
+
+
 @dataclass
-class PredictResult:
+class Predictions(ResultBase):
+    """The top-k labels of each image file (:func:`predict`), as a result of the contract in
+    :mod:`shufflenet.result`: one table of (file, rank, label, index, prob) rows, the files that could not
+    be predicted as its notes."""
+
     checkpoint: str
     model: str
     input_convention: str
@@ -51,9 +60,23 @@ class PredictResult:
         return [{"file": p.path, **t} for p in self.predictions if p.ok for t in p.top or []]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, "model": self.model, "input_convention": self.input_convention,
-                "predictions": [p.to_dict() for p in self.predictions if p.ok],
-                "errors": [p.to_dict() for p in self.predictions if not p.ok]}
+        return json_safe({"checkpoint": self.checkpoint, "model": self.model,
+                          "input_convention": self.input_convention,
+                          "predictions": [p.to_dict() for p in self.predictions if p.ok],
+                          "errors": [p.to_dict() for p in self.predictions if not p.ok]})
+
+    def tables(self) -> list[Table]:
+        cols = [Column("file"), Column("rank"), Column("label"), Column("index", "class index"),
+                Column("prob", "probability", fmt=".2%")]
+        notes = [f"not predicted: {p.path}: {p.error}" for p in self.failed]
+        return [Table(f"predict with {self.model} ({self.checkpoint}); input {self.input_convention}", cols,
+                      self.rows(), notes, key="predictions")]
+
+    def conventions(self) -> list[str]:
+        return [PROBABILITY]
+
+
+PredictResult = Predictions  # the name before the result contract
 
 
 def read_image(path: str | Path) -> Any:
@@ -74,24 +97,30 @@ def read_image(path: str | Path) -> Any:
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupted image data, permissions
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"unreadable image ({detail})") from None
+        raise ValueError(f"unreadable image ({first_line(exc)})") from None
 
 
 @torch.no_grad()
-def predict(cfg: PredictConfig) -> PredictResult:
-    """Predict the top-``cfg.topk`` classes of every image in ``cfg.images``."""
+def predict(cfg: PredictConfig) -> Predictions:
+    """Predict the top-``cfg.topk`` classes of every image in ``cfg.images``.
+
+    ``cfg.class_names``, when given, must name every output of the model (else
+    :class:`~shufflenet.errors.ClassNamesMismatchError`); by default the checkpoint's names label the
+    classes, or their indices when it has none (or not one per output).
+    """
     cfg.validate()
     device = resolve_device(cfg.device)
     loaded = load_model_for_inference(cfg.checkpoint, cfg.model, cfg.model_kwargs, image_size=cfg.image_size,
                                       input_convention=cfg.input_convention, device=device)
     n_classes = loaded.num_classes
+    if cfg.class_names is not None and len(cfg.class_names) != n_classes:
+        raise ClassNamesMismatchError(len(cfg.class_names), n_classes)
     names = list(cfg.class_names or loaded.class_names)
     if len(names) != n_classes:
         names = [str(i) for i in range(n_classes)]
     k = min(cfg.topk, n_classes)
     transform = loaded.preprocess.pil_transform()
-    result = PredictResult(str(cfg.checkpoint), loaded.name, loaded.preprocess.describe())
+    result = Predictions(str(cfg.checkpoint), loaded.name, loaded.preprocess.describe())
     pending: list[tuple[FilePrediction, torch.Tensor]] = []
 
     def flush() -> None:

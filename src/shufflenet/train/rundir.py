@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from shufflenet.errors import ShuffleNetError, UserInputError
+from shufflenet.errors import ShuffleNetError, UserInputError, first_line
 
 try:
     import fcntl
@@ -194,7 +194,7 @@ def write_failure(exc: BaseException, path: str | os.PathLike[str], note: str) -
         how = "" if os_errors else " (torch: file write failed)"
         return DiskFullError(f"no space left on device writing {path}{how}; {note}")
     first = os_errors[0] if os_errors else exc
-    reason = getattr(first, "strerror", None) or str(first).strip().splitlines()[0]
+    reason = getattr(first, "strerror", None) or first_line(first)
     return OutputWriteError(f"cannot write {path}: {reason}; {note}")
 
 
