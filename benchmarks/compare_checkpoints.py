@@ -18,16 +18,18 @@ on (so a choice made from it never sees the test set); without it, the test spli
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-ROOT = Path(__file__).resolve().parent.parent
+from shufflenet.result import Column, ResultBase, Table
+
+MCNEMAR = ("paired on the same images: McNemar's exact two-sided p = 2 P(X <= min(only A, only B)), "
+           "X ~ Binomial(only A + only B, 1/2); A - B with a 95% CI (normal approximation of the paired "
+           "difference), in points of top-1 %")
 
 
 def mcnemar_exact_p(only_a: int, only_b: int) -> float:
@@ -96,17 +98,35 @@ def compare(checkpoint_a: str, checkpoint_b: str, *, dataset: str = "fashion-mni
             "dataset": dataset, "split": split, **summary}
 
 
-def format_table(r: dict[str, Any]) -> str:
-    lo, hi = r["difference_ci95_points"]
-    return "\n".join([
-        f"{r['dataset']} ({r['split']}), {r['images']} images",
-        f"  A {r['a']['checkpoint']}: top-1 {r['top1_a']:.2f}%",
-        f"  B {r['b']['checkpoint']}: top-1 {r['top1_b']:.2f}%",
-        f"  both right {r['both_right']}, only A {r['only_a_right']}, only B {r['only_b_right']}, "
-        f"both wrong {r['both_wrong']}",
-        f"  A - B = {r['difference_points']:+.2f} points (95% CI {lo:+.2f} to {hi:+.2f}); "
-        f"McNemar exact p = {r['mcnemar_exact_p']:.3f}",
-    ])
+class PairedComparison(ResultBase):
+    """:func:`compare`'s dict as a result of the package's contract, so that :mod:`shufflenet.render`
+    prints it and writes it (JSON, CSV, Markdown, HTML by ``--out``'s extension)."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        self.summary = summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.summary
+
+    def tables(self) -> list[Table]:
+        r = self.summary
+        lo, hi = r["difference_ci95_points"]
+        pair = {k: r[k] for k in ("images", "top1_a", "top1_b", "both_right", "only_a_right", "only_b_right",
+                                  "both_wrong", "difference_points")}
+        pair.update(ci95_low=lo, ci95_high=hi, mcnemar_exact_p=r["mcnemar_exact_p"])
+        cols = [Column("images"), Column("top1_a", "A top-1", "%", ".2f"), Column("top1_b", "B top-1", "%", ".2f"),
+                Column("both_right", "both right"), Column("only_a_right", "only A right"),
+                Column("only_b_right", "only B right"), Column("both_wrong", "both wrong"),
+                Column("difference_points", "A - B", "points", "+.2f"),
+                Column("ci95_low", "95% CI low", "points", "+.2f"), Column("ci95_high", "95% CI high", "points", "+.2f"),
+                Column("mcnemar_exact_p", "McNemar exact p", fmt=".3f")]
+        models = [{"side": side, **r[side.lower()]} for side in ("A", "B")]
+        return [Table(f"{r['dataset']} ({r['split']}), {r['images']} images: A vs B", cols, [pair], key="pair"),
+                Table("the checkpoints", [Column("side"), Column("checkpoint"), Column("model")], models,
+                      key="checkpoints")]
+
+    def conventions(self) -> list[str]:
+        return [MCNEMAR]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "imagefolder", "synthetic"])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--holdout", type=int, default=None, help="score the fixed N held-out training images")
-    p.add_argument("--out", default=None, help="also write the result as JSON (atomically)")
+    p.add_argument("--out", default=None,
+                   help="also write the result (atomically; .json, .csv, .md or .html by the extension)")
     args = p.parse_args(argv)
-    from shufflenet._io import write_atomic
     from shufflenet.errors import ShuffleNetError
+    from shufflenet.render import render, write_result
 
     try:
         result = compare(args.checkpoint_a, args.checkpoint_b, dataset=args.dataset, data_dir=args.data_dir,
@@ -127,10 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     except ShuffleNetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_table(result))
+    result["command"] = "compare_checkpoints.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    comparison = PairedComparison(result)
+    print(render(comparison, "table"))
     if args.out:
-        result["command"] = "compare_checkpoints.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        write_atomic(args.out, json.dumps(result, indent=1) + "\n")
+        try:
+            write_result(comparison, args.out)
+        except (ShuffleNetError, OSError) as e:
+            print(f"error: cannot write {args.out}: {e}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out}")
     return 0
 

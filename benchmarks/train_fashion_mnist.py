@@ -36,10 +36,8 @@ Writes ``benchmarks/results/train_fashion_mnist.json`` and ``.csv`` (``..._short
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -52,8 +50,9 @@ import torchvision
 from torch import nn
 
 from shufflenet import count_cost, create_model
-from shufflenet._io import write_atomic
-from shufflenet.measure.env import cpu_model_name
+from shufflenet.environment import capture_environment
+from shufflenet.render import render, write_result
+from shufflenet.result import FLOPS, Column, ResultBase, Table
 from shufflenet.train import TrainConfig, train
 from shufflenet.train.recipe import build_loss, build_optimizer, build_scheduler
 
@@ -62,11 +61,11 @@ TARGETS = {"shufflenet_v2_x1_0": 95.0, "shufflenet_v2_x0_5": 94.0}
 
 
 def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    return {"cpu": cpu_model_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "python": platform.python_version(),
-            "amp": args.amp, "channels_last": args.channels_last, "batch": args.batch_size,
-            "dtype": "float32" if args.amp == "none" else f"float32 + {args.amp} autocast"}
+    """The package's environment record, plus this benchmark's precision settings (fp32 weights, ``amp``
+    autocast on top)."""
+    env = capture_environment(device=device, batch=args.batch_size,
+                              memory_format="channels_last" if args.channels_last else "contiguous")
+    return {**env, "amp": args.amp, "channels_last": args.channels_last}
 
 
 def mobilenet_v2_small_input(width_mult: float, num_classes: int = 10) -> nn.Module:
@@ -90,7 +89,7 @@ def pick_mobilenet_width(target_flops: int) -> tuple[float, int]:
     return best
 
 
-RECIPE_WEIGHT_DECAY = TrainConfig.weight_decay  # the official 4e-5 (paper.md §12)
+RECIPE_WEIGHT_DECAY = TrainConfig.weight_decay  # 4e-5: ShuffleNet V1 paper Sec. 4 and the official code
 # Settings that change what is trained (a finished run is reused only when they all match); threads,
 # workers and channels_last change speed only, and each row reports the ones its run had.
 RECIPE_KEYS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
@@ -356,13 +355,81 @@ def recipe(args: argparse.Namespace, epochs: int) -> dict[str, Any]:
                              "the test set unused" if args.holdout else "the 10 000-image test set")}
 
 
-def table(rows: list[dict[str, Any]], cols: list[str], title: str) -> str:
-    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(x[i]) for x in cells)) if cells else len(c) for i, c in enumerate(cols)]
-    lines = [title, "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(x, widths, strict=True)) for x in cells]
-    return "\n".join(lines)
+# Column key -> (header, unit, text format) of the printed tables.
+LABELS: dict[str, tuple[str, str, str | None]] = {
+    "MFLOPs@28": ("MFLOPs at 28x28", "", ".2f"), "Mparams": ("Mparams", "", ".3f"),
+    "target_top1": ("target top-1", "%", ".1f"), "wall_time_s": ("wall time", "s", ".1f"),
+    "train_images_per_s": ("train images/s", "", ".1f"), "batch8_images_per_s": ("batch 8 images/s", "", ".1f"),
+    "batch1_latency_ms": ("batch 1 latency", "ms", ".3f"), "vs_torchvision": ("vs torchvision", "x", ".3f")}
+for _ev in ("test", "holdout"):
+    LABELS.update({f"{_ev}_top1": (f"{_ev} top-1", "%", ".2f"), f"{_ev}_top5": (f"{_ev} top-5", "%", ".2f"),
+                   f"{_ev}_top1_last_epoch": (f"{_ev} top-1, last epoch", "%", ".2f")})
+
+
+def _table(title: str, rows: list[dict[str, Any]], keys: list[str], key: str) -> Table:
+    return Table(title, [Column(k, *LABELS.get(k, (k, "", None))) for k in keys], rows, key=key)
+
+
+class FashionMnistResult(ResultBase):
+    """The benchmark's results (the JSON file) as a result of the package's contract, so that
+    :mod:`shufflenet.render` prints and writes it: one table per part."""
+
+    def __init__(self, results: dict[str, Any], holdout: int | None) -> None:
+        self.results, self.holdout = results, holdout
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.results
+
+    def conventions(self) -> list[str]:
+        return [f"{FLOPS}; counted at 1x1x28x28"]
+
+    def tables(self) -> list[Table]:
+        r, ev = self.results, "holdout" if self.holdout else "test"
+        out = []
+        if "accuracy" in r:
+            acc = r["accuracy"]
+            shown = [{**row, "threads": row.get("threads", f"{row.get('threads_at_last_start')} at last start"
+                                                if "threads_at_last_start" in row else None)} for row in acc["rows"]]
+            where = f"held-out {self.holdout} training images" if self.holdout else "test set"
+            out.append(_table(f"accuracy ({where}), {acc['recipe']['epochs']} epochs, {acc['recipe']['augmentation']}",
+                              shown, ["model", "status", "MFLOPs@28", "Mparams", f"{ev}_top1", "target_top1",
+                                      f"{ev}_top5", "wall_time_s", "train_images_per_s", "threads",
+                                      f"{ev}_top1_last_epoch"], "accuracy"))
+        if "table8" in r:
+            t8 = r["table8"]
+            out.append(_table(f"Table 8 on Fashion-MNIST (similar FLOPs, same recipe: {t8['recipe']['epochs']} epochs, "
+                              f"{t8['recipe']['augmentation']})", t8["rows"],
+                              ["model", "status", "MFLOPs@28", "Mparams", f"{ev}_top1", "train_images_per_s",
+                               "batch8_images_per_s", "batch1_latency_ms"], "table8"))
+        if "throughput" in r:
+            out.append(_table("training throughput, alternating in one process (median of rounds)", r["throughput"],
+                              ["model", "input", "train_images_per_s", "vs_torchvision"], "throughput"))
+        return out
+
+    def flat(self) -> FlatRows:
+        """Every part's rows in one table (a ``part`` column first), for the CSV file; nested lists stay in
+        the JSON."""
+        r = self.results
+        rows = [{"part": "accuracy", **{k: v for k, v in row.items() if k != "speed_segments"}}
+                for row in r.get("accuracy", {}).get("rows", [])]
+        rows += [{"part": "table8", **{k: v for k, v in row.items() if k != "speed_segments"}}
+                 for row in r.get("table8", {}).get("rows", [])]
+        rows += [{"part": "throughput", **{k: v for k, v in row.items() if k != "spread_images_per_s"}}
+                 for row in r.get("throughput", [])]
+        return FlatRows(Table.from_rows("train_fashion_mnist: every part's rows", rows, key="rows"))
+
+
+class FlatRows(ResultBase):
+    """One table as a result (the CSV file of :class:`FashionMnistResult`)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.table.rows}
+
+    def tables(self) -> list[Table]:
+        return [self.table]
 
 
 def main() -> None:
@@ -482,48 +549,19 @@ def main() -> None:
                else (previous or {}).get("part_environments", {}).get(part, (previous or {}).get("environment")))
         for part in ("accuracy", "table8", "throughput") if part in results}
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, json.dumps(results, indent=2) + "\n")
-    flat = ("speed_segments",)  # nested lists stay in the JSON file
-    csv_rows = [{"part": "accuracy", **{k: v for k, v in r.items() if k not in flat}}
-                for r in results.get("accuracy", {}).get("rows", [])]
-    csv_rows += [{"part": "table8", **{k: v for k, v in r.items() if k not in flat}}
-                 for r in results.get("table8", {}).get("rows", [])]
-    csv_rows += [{"part": "throughput", **{k: v for k, v in r.items() if k != "spread_images_per_s"}}
-                 for r in results.get("throughput", [])]
-    if csv_rows:
-        import csv
-
-        cols: list[str] = []
-        for r in csv_rows:
-            cols += [k for k in r if k not in cols]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows(csv_rows)
-        write_atomic(out.with_suffix(".csv"), buf.getvalue())
+    result = FashionMnistResult(results, args.holdout)
+    write_result(result, out, fmt="json")
+    flat = result.flat()
+    if flat.table.rows:
+        write_result(flat, out.with_suffix(".csv"), fmt="csv")
 
     env = results["environment"]
     print(f"Fashion-MNIST, official recipe, batch {args.batch_size} on {env['device']} "
-          f"({env['gpu'] or env['cpu']}, {env['threads']} threads){' [SHORT RUN]' if short else ''}")
-    if "accuracy" in results:
-        acc = results["accuracy"]
-        shown = [{**r, "threads": r.get("threads", f"{r.get('threads_at_last_start')} at last start"
-                                      if "threads_at_last_start" in r else "")} for r in acc["rows"]]
-        ev = "holdout" if args.holdout else "test"
-        where = f"held-out {args.holdout} training images" if args.holdout else "test set"
-        print(table(shown, ["model", "status", "MFLOPs@28", "Mparams", f"{ev}_top1", "target_top1",
-                            f"{ev}_top5", "wall_time_s", "train_images_per_s", "threads", f"{ev}_top1_last_epoch"],
-                    f"\naccuracy ({where}), {acc['recipe']['epochs']} epochs, {acc['recipe']['augmentation']}"))
-    if "table8" in results:
-        ev = "holdout" if args.holdout else "test"
-        print(table(results["table8"]["rows"], ["model", "status", "MFLOPs@28", "Mparams", f"{ev}_top1",
-                                                "train_images_per_s", "batch8_images_per_s", "batch1_latency_ms"],
-                    f"\nTable 8 on Fashion-MNIST (similar FLOPs, same recipe: {results['table8']['recipe']['epochs']} epochs, "
-                    f"{results['table8']['recipe']['augmentation']})"))
-    if "throughput" in results:
-        print(table(results["throughput"], ["model", "input", "train_images_per_s", "vs_torchvision"],
-                    "\ntraining throughput, alternating in one process (median of rounds)"))
-    print(f"\nwrote {out} and {out.with_suffix('.csv')}")
+          f"({env.get('gpu_name') or env.get('cpu_model')}, {env['threads']} threads){' [SHORT RUN]' if short else ''}")
+    print()
+    print(render(result, "table"))
+    csv_note = f" and {out.with_suffix('.csv')}" if flat.table.rows else ""
+    print(f"\nwrote {out}{csv_note}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from shufflenet.models import create_model, get_entry, list_models
 from shufflenet.models.shufflenet_v2 import TABLE5_CHANNELS
 from shufflenet.result import Figure, Table
 
-TABLE5_NOTE = ("FLOPs = multiply-adds of conv+FC (paper convention); weights = conv+FC weights; "
-               "MAC = elements read + written (paper Sec. 2), at 1x3x224x224")
+WEIGHTS = "weights = conv + FC weights; counted at each model's paper input size (224 for Table 5)"
+TABLE5_NOTE = "; ".join((result.FLOPS, WEIGHTS, result.MAC))
 V2_WIDTHS = tuple(w.replace(".", "_") for w in TABLE5_CHANNELS)
 
 Progress = Callable[[Iterable[str], str], Iterable[str]]
@@ -101,7 +101,7 @@ class ModelCatalog:
         return []
 
     def conventions(self) -> list[str]:
-        return [result.FLOPS, result.MAC, "weights = conv + FC weights; counted at each model's paper input size"]
+        return [result.FLOPS, result.MAC, WEIGHTS]
 
 
 def catalog(pattern: str = "*", *, with_cost: bool = True, progress: Progress | None = None) -> ModelCatalog:

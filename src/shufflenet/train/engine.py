@@ -265,6 +265,8 @@ class TrainResult(ResultBase):
                        size=(10.0, 4.0))]
 
     def _draw_curves(self, fig: Any) -> None:
+        from matplotlib.ticker import MaxNLocator
+
         panels = (("loss", ("train_loss", "val_loss", "ema_val_loss")),
                   ("top-1 (%)", ("train_top1", "val_top1", "ema_val_top1")))
         for i, (ylabel, keys) in enumerate(panels, start=1):
@@ -274,6 +276,7 @@ class TrainResult(ResultBase):
                 if pts:
                     ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=_METRIC_LABELS[k].label)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             if ax.get_lines():
