@@ -63,6 +63,7 @@ def test_compare_two_checkpoints_end_to_end(tmp_path) -> None:
     assert cmp.main([str(runs[0]), str(runs[1]), "--dataset", "synthetic", "--out", str(res_path)]) == 0
     r = json.loads(res_path.read_text())
     assert r["images"] == 128 and r["split"] == "test"  # the synthetic evaluation set
+    assert "environment" in r and r["command"].startswith("compare_checkpoints.py ")
     assert r["both_right"] + r["only_a_right"] + r["only_b_right"] + r["both_wrong"] == 128
     # Each side's accuracy is the same number `shufflenet eval` reports on those images.
     for key, ck in (("top1_a", runs[0]), ("top1_b", runs[1])):
@@ -71,6 +72,31 @@ def test_compare_two_checkpoints_end_to_end(tmp_path) -> None:
         assert r[key] == pytest.approx(rep.result.top1)
     same = cmp.compare(str(runs[0]), str(runs[0]), dataset="synthetic")
     assert same["only_a_right"] == same["only_b_right"] == 0 and same["mcnemar_exact_p"] == 1.0
+
+
+def test_comparison_renders_through_the_package_renderer(capsys, tmp_path) -> None:
+    """The printed table and every --out format come from shufflenet.render (the result contract)."""
+    from shufflenet.render import render
+
+    r = {"a": {"checkpoint": "A/model.pt", "model": "m1"}, "b": {"checkpoint": "B/model.pt", "model": "m2"},
+         "dataset": "synthetic", "split": "test",
+         **cmp.paired_summary(torch.tensor([1, 1, 0, 1], dtype=torch.bool), torch.tensor([1, 0, 0, 0], dtype=torch.bool))}
+    result = cmp.PairedComparison(r)
+    assert render(result, "csv").splitlines()[0].startswith("images,top1_a,top1_b,both_right,only_a_right")
+    text = render(result, "table")
+    assert "McNemar exact p" in text and "75.00" in text and "A/model.pt" in text
+    assert json.loads(render(result, "json")) == r
+    assert "| 75.00 |" in render(result, "md")
+
+
+@pytest.mark.parametrize("name", ["compare_checkpoints.py", "train_fashion_mnist.py"])
+def test_benchmarks_use_only_the_public_api(name) -> None:
+    import ast
+
+    tree = ast.parse((Path(__file__).parents[1] / "benchmarks" / name).read_text(encoding="utf-8"))
+    modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in modules if m.startswith(("shufflenet.cli", "shufflenet._io"))}
 
 
 def test_missing_checkpoint_is_a_one_line_error(tmp_path, capsys) -> None:
