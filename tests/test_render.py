@@ -162,3 +162,18 @@ def test_cell_formats():
 def test_json_safe():
     assert json_safe({"a": (1, float("inf")), 2: Toy(with_figure=False)})["a"] == [1, None]
     assert json_safe({2: 1}) == {"2": 1}
+
+
+def test_a_csv_only_table_is_left_out_of_the_readable_formats():
+    class Wide(ResultBase):
+        def to_dict(self):
+            return {"a": 1, "b": 2}
+
+        def tables(self):
+            return [Table("wide", [Column("a"), Column("b")], [self.to_dict()], key="wide", display=False),
+                    Table("tall", [Column("k"), Column("v")], [{"k": "a", "v": 1}, {"k": "b", "v": 2}])]
+
+    assert render(Wide(), "csv").splitlines() == ["a,b", "1,2"]
+    for fmt in ("table", "md", "html"):
+        out = render(Wide(), fmt)
+        assert "tall" in out and "wide" not in out

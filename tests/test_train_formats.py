@@ -109,7 +109,8 @@ def test_eval_report_is_a_result(run_dir) -> None:
                                  confusion_png=None))
     assert isinstance(report, Result) and isinstance(report.result, Result)
     json.dumps(report.to_dict(), allow_nan=False)
-    assert [t.key for t in report.tables()] == ["eval", "per_class"]
+    assert [t.key for t in report.tables()] == ["eval", "summary", "per_class"]
+    assert [t.display for t in report.tables()] == [False, True, True]  # the wide CSV row is not shown
     assert [f.key for f in report.figures()] == ["confusion"] and report.figures()[0].png()[:4] == b"\x89PNG"
     assert report.confusion_png is None and any("cross-entropy" in c for c in report.conventions())
     inner = report.result

@@ -4,6 +4,7 @@ JSON, Markdown or HTML, and :func:`write_result` to write it to a file chosen by
 * ``table`` — the conventions, then each table aligned (numbers right-aligned, units in the headers), its
   notes below it.
 * ``csv`` — one table's raw values (the first, or the one named by ``table=``): CSV has no room for two.
+  A table marked ``display=False`` appears in CSV only.
 * ``json`` — ``to_dict()``, with non-finite floats as ``null``.
 * ``md`` — GitHub-flavoured Markdown; figures are linked when :func:`write_result` writes them beside the
   file, and left out on standard output.
@@ -186,7 +187,7 @@ def _text(result: Result) -> str:
     conv = result.conventions()
     if conv:
         parts.append("\n".join(conv))
-    parts += [table_to_text(t) for t in result.tables()]
+    parts += [table_to_text(t) for t in result.tables() if t.display]
     return "\n\n".join(parts)
 
 
@@ -263,7 +264,7 @@ def _markdown(result: Result, figure_links: Mapping[str, str] | None) -> str:
     conv = result.conventions()
     if conv:
         parts.append("\n".join(f"- {_md_escape(c)}" for c in conv))
-    parts += [table_to_markdown(t) for t in result.tables()]
+    parts += [table_to_markdown(t) for t in result.tables() if t.display]
     if figure_links is not None:
         for fig in result.figures():
             if fig.key in figure_links:
@@ -317,7 +318,7 @@ def _html_fragment(result: Result, *, figures: bool = True, environment: Mapping
     conv = result.conventions()
     if conv:
         out.append('<ul class="note">' + "".join(f"<li>{e(c)}</li>" for c in conv) + "</ul>")
-    out += [table_to_html(t) for t in result.tables()]
+    out += [table_to_html(t) for t in result.tables() if t.display]
     if figures:
         out += [figure_to_html(f) for f in result.figures()]
     if environment:

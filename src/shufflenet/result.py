@@ -62,13 +62,18 @@ class Column:
 
 @dataclass
 class Table:
-    """A titled table: raw cell values (JSON-safe) in ``rows``, keyed by the columns' ``key``."""
+    """A titled table: raw cell values (JSON-safe) in ``rows``, keyed by the columns' ``key``.
+
+    ``display=False`` marks a table for CSV only (one wide row of every field, say) that the text,
+    Markdown and HTML renderings leave out because another table shows the same values more readably.
+    """
 
     title: str
     columns: list[Column]
     rows: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     key: str = ""
+    display: bool = True
 
     @classmethod
     def from_rows(cls, title: str, rows: Sequence[Mapping[str, Any]], *, units: Mapping[str, str] | None = None,

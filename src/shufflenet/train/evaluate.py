@@ -21,6 +21,7 @@ from torch import nn
 
 from shufflenet.errors import UserInputError
 from shufflenet.models.weights import FORMAT_TAG, WeightsInfo, read_checkpoint
+from shufflenet.render import format_cell
 from shufflenet.result import Column, Figure, ResultBase, Table, json_safe
 from shufflenet.train.config import EvalConfig
 from shufflenet.train.data import Preprocess, ShardSampler, build_data, imagenet_preprocess, make_loader
@@ -321,7 +322,10 @@ class EvalReport(ResultBase):
                 Column("confusion_png", "confusion PNG")]
         if self.note:
             cols.append(Column("note"))
-        out = [Table(f"eval {self.checkpoint}", cols, [row], key="eval")]
+        shown = [{"item": c.header, "value": format_cell(row.get(c.key), c)} for c in cols
+                 if row.get(c.key) not in (None, "")]
+        out = [Table(f"eval {self.checkpoint}", cols, [row], key="eval", display=False),
+               Table(f"eval {self.checkpoint}", [Column("item"), Column("value")], shown, key="summary")]
         if self._small():
             out.append(Table(f"per class ({self.dataset}, {self.split})",
                              [Column("class"), Column("count", "images"), Column("top1", "top-1", "%", ".2f")],
