@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import torch
 from torch import nn
 
@@ -33,3 +36,14 @@ def conv_fc_madds(model: nn.Module, size: int = 224, in_chans: int = 3) -> int:
 def weight_count(model: nn.Module) -> int:
     """Conv and FC weights (tensors of rank > 1), as the papers' "# of Weights"."""
     return sum(p.numel() for p in model.parameters() if p.dim() > 1)
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """CSV of dict rows exactly as the CLI wrote it before the one renderer (for "same output" checks)."""
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -171,3 +171,13 @@ def test_the_checker_tells_a_submodule_from_the_package_root(tmp_path):
     assert _imports(f, "shufflenet.cost.m", {"shufflenet", "shufflenet.result"}) == {"shufflenet.result"}
     f.write_text("from shufflenet import create_model\n")
     assert "shufflenet" in _imports(f, "shufflenet.cost.m", {"shufflenet", "shufflenet.result"})
+
+
+def test_benchmarks_use_only_the_public_api():
+    bench = SRC.parent / "benchmarks"
+    bad = []
+    for path in sorted(bench.glob("*.py")):
+        for dep in _imports(path, f"benchmarks.{path.stem}"):
+            if dep.startswith((f"{PACKAGE}.cli", f"{PACKAGE}._io")):
+                bad.append(f"{path.name} imports {dep}")
+    assert not bad, bad

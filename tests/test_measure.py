@@ -677,7 +677,7 @@ def test_units_suite_small() -> None:
     assert any("matched widths" in n for n in res.notes)
     assert res.to_dict()["rows"] == res.rows and len(res.bench.rows) == 3
     # The result contract: the CSV is what `shufflenet bench --suite units --format csv` printed.
-    from shufflenet.cli._common import rows_to_csv
+    from helpers import rows_to_csv
 
     out = _formats(res)
     assert out["csv"] == rows_to_csv(res.rows) and res.figures() == []
@@ -712,7 +712,7 @@ def test_measurement_renders_in_every_format() -> None:
 
 
 def test_bench_result_renders_in_every_format() -> None:
-    from shufflenet.cli._common import rows_to_csv
+    from helpers import rows_to_csv
 
     fake = machine_mod.MachineCeilings(device="cpu", threads=1, matmul_n=1, matmul_gflops=2.0, matmul_gmadds=1.0,
                                        copy_bytes=1, copy_gb_per_s=1.0, matmul_relative_iqr=0.0,
@@ -736,7 +736,7 @@ def test_bench_result_renders_in_every_format() -> None:
 
 
 def test_machine_ceilings_render_in_every_format(small_machine) -> None:
-    from shufflenet.cli._common import rows_to_csv
+    from helpers import rows_to_csv
 
     c = measure_machine("cpu", 1, min_run_time=0.02, save=False, kernels=[_fake_kernel("fast", 10**6)])
     out = _formats(c)

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from shufflenet.cli._common import rows_to_csv
+from helpers import rows_to_csv
 from shufflenet.measure import suites
 from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow
 from shufflenet.measure.paper_speeds import table8_row

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
 import errno
-import io
-import json
 import math
 import os
 import re
@@ -258,51 +255,6 @@ def emit(text: str, out: str | None) -> None:
 
 _BAD_PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EROFS,
                     errno.EEXIST, errno.ENAMETOOLONG}
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)
-
-
-def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def rows_to_table(rows: Sequence[dict[str, Any]], title: str = "") -> str:
-    """A plain aligned text table; numbers right-aligned."""
-    if not rows:
-        return title
-    cols = list(rows[0])
-    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    numeric = [all(_is_num(r.get(c)) for r in rows) for c in cols]
-
-    def line(vals: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(vals, widths, numeric, strict=True)).rstrip()
-
-    out = [title] if title else []
-    out += [line(cols), line(["-" * w for w in widths])]
-    out += [line(row) for row in cells]
-    return "\n".join(out)
-
-
-def _is_num(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        v += 0.0  # no "-0.00"
-        return f"{v:.2f}" if abs(v) < 1e5 else f"{v:.4g}"
-    return str(v)
 
 
 def progress(iterable: Any, desc: str, quiet: bool = False, total: int | None = None) -> Any:
