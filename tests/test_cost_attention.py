@@ -131,8 +131,9 @@ def test_unsupported_op_flags_the_totals() -> None:
     rep = count_cost(Odd(), (4, 8))
     assert not rep.complete and rep.to_dict()["complete"] is False
     table = rep.to_table()
-    assert table.splitlines()[1].startswith("WARNING: incomplete totals") and "_fft_r2c x1" in table
-    assert "total (INCOMPLETE)" in table and "WARNING" in rep.summary()
+    assert table.splitlines()[0].startswith("WARNING: incomplete totals") and "_fft_r2c x1" in table
+    assert "whole model (INCOMPLETE)" in table and "WARNING" in rep.summary()
+    assert table.splitlines()[-1].startswith("note: WARNING: incomplete totals")  # above and below
     ok = count_cost(nn.Linear(8, 2), (4, 8))
     assert ok.complete and ok.to_dict()["complete"] is True and "WARNING" not in ok.to_table() + ok.summary()
 

@@ -176,7 +176,9 @@ class CostReport:
     # -- the result contract (rendered by shufflenet.render) --------------------------------------
 
     def conventions(self) -> list[str]:
-        lines = [result.FLOPS_ELEMENTWISE if self.count_elementwise_flops else result.FLOPS, result.MAC]
+        """How to read the numbers; an incomplete count's warning comes first, so no rendering hides it."""
+        lines = [self.incomplete_warning()] if not self.complete else []
+        lines += [result.FLOPS_ELEMENTWISE if self.count_elementwise_flops else result.FLOPS, result.MAC]
         if self.mode == "deploy":
             lines.append(result.DEPLOY)
         return lines
@@ -209,10 +211,10 @@ class CostReport:
         title = (f"{self.model_name}  input {'x'.join(map(str, self.input_size))} {self.dtype}  "
                  f"mode={self.mode}  by={by}")
         warning = [self.incomplete_warning()] if not self.complete else []
-        groups = Table(title, cols, [it.to_dict() for it in items], notes=warning, key=by)
+        groups = Table(title, cols, [it.to_dict() for it in items], key=by)
         total = {"scope": "whole model" if self.complete else "whole model (INCOMPLETE)", "params": self.params,
                  "flops": self.flops, "mac": self.mac, "mac_bytes": self.mac_bytes, "intensity": self.intensity}
-        totals = Table("totals", [Column("scope"), *_COUNT_COLUMNS], [total], key="totals")
+        totals = Table("totals", [Column("scope"), *_COUNT_COLUMNS], [total], notes=warning, key="totals")
         return [groups, totals]
 
     def figures(self) -> list[Figure]:

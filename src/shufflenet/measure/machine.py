@@ -25,6 +25,7 @@ format changes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -86,7 +87,9 @@ class ComputeKernel:
     zero-argument function doing one call, its multiply-adds, and the arithmetic it really runs in
     ("fp32", "tf32" or "bf16"); it raises :class:`KernelUnavailable` when it cannot run here.
     ``own_threads`` marks a library with its own thread pool: with one thread it is timed on the process's
-    CPU time, since the calling thread's own CPU time would miss the work.
+    CPU time, since the calling thread's own CPU time would miss the work. ``isolated`` runs the kernel in
+    a spawned process (``setup`` must then pickle): OpenVINO's thread pool, once loaded, crashes a process
+    that later forks DataLoader workers, so it never enters the caller's process.
     """
 
     name: str
@@ -94,6 +97,7 @@ class ComputeKernel:
     setup: Setup
     devices: tuple[str, ...] = ("cpu", "cuda")
     own_threads: bool = False
+    isolated: bool = False
 
 
 @dataclass
@@ -155,36 +159,38 @@ def _conv(shape: tuple[int, int, int, int]) -> Setup:
     return setup
 
 
-def _openvino(precision_hint: str | None) -> Setup:
-    def setup(dev: torch.device, threads: int) -> tuple[Callable[[], Any], int, str]:
-        if dev.type != "cpu":
-            raise KernelUnavailable("measured on CPU only")
-        try:
-            import numpy as np
-            import openvino as ov
-            import openvino.opset13 as ops
-        except ImportError as exc:
-            raise KernelUnavailable("openvino is not installed") from exc
-        n = MATMUL_N["cpu"]
-        rng = np.random.default_rng(0)
-        a = ops.parameter([n, n], ov.Type.f32, name="a")
-        b = ops.constant(rng.standard_normal((n, n), dtype=np.float32))
-        model = ov.Model([ops.matmul(a, b, False, False)], [a], "matmul")
-        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-                                  "PERFORMANCE_HINT": "LATENCY"}
-        if precision_hint is not None:
-            config["INFERENCE_PRECISION_HINT"] = precision_hint
-        compiled = ov.Core().compile_model(model, "CPU", config)
-        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
-        name = (hint.to_string() if hasattr(hint, "to_string") else str(hint)).lower()
-        precision = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(name, name)
-        if precision_hint is None and precision == "fp32":
-            raise KernelUnavailable("its default precision is fp32 here: same as the f32 kernel")
-        request = compiled.create_infer_request()
-        x = rng.standard_normal((n, n), dtype=np.float32)
-        return (lambda: request.infer({0: x})), n**3, precision
+def _openvino_setup(precision_hint: str | None, n: int, dev: torch.device, threads: int
+                    ) -> tuple[Callable[[], Any], int, str]:
+    if dev.type != "cpu":
+        raise KernelUnavailable("measured on CPU only")
+    try:
+        import numpy as np
+        import openvino as ov
+        import openvino.opset13 as ops
+    except ImportError as exc:
+        raise KernelUnavailable("openvino is not installed") from exc
+    rng = np.random.default_rng(0)
+    a = ops.parameter([n, n], ov.Type.f32, name="a")
+    b = ops.constant(rng.standard_normal((n, n), dtype=np.float32))
+    model = ov.Model([ops.matmul(a, b, False, False)], [a], "matmul")
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+                              "PERFORMANCE_HINT": "LATENCY"}
+    if precision_hint is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision_hint
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    name = (hint.to_string() if hasattr(hint, "to_string") else str(hint)).lower()
+    precision = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(name, name)
+    if precision_hint is None and precision == "fp32":
+        raise KernelUnavailable("its default precision is fp32 here: same as the f32 kernel")
+    request = compiled.create_infer_request()
+    x = rng.standard_normal((n, n), dtype=np.float32)
+    return (lambda: request.infer({0: x})), n**3, precision
 
-    return setup
+
+def _openvino(precision_hint: str | None) -> Setup:
+    # A partial of a module-level function, so the kernel can be set up in a spawned process.
+    return functools.partial(_openvino_setup, precision_hint, MATMUL_N["cpu"])
 
 
 def default_kernels() -> list[ComputeKernel]:
@@ -201,9 +207,9 @@ def default_kernels() -> list[ComputeKernel]:
                                          devices=(dev,)))
     n = MATMUL_N["cpu"]
     kernels.append(ComputeKernel(f"MatMul {n}x{n}, INFERENCE_PRECISION_HINT=f32", "OpenVINO", _openvino("f32"),
-                                 devices=("cpu",), own_threads=True))
+                                 devices=("cpu",), own_threads=True, isolated=True))
     kernels.append(ComputeKernel(f"MatMul {n}x{n}, its default precision hint", "OpenVINO", _openvino(None),
-                                 devices=("cpu",), own_threads=True))
+                                 devices=("cpu",), own_threads=True, isolated=True))
     return kernels
 
 
@@ -526,6 +532,37 @@ def _median_and_spread(fn: Callable[[], Any], threads: int, min_run_time: float,
     return stats.median, stats.relative_iqr
 
 
+def _time_kernel(setup: Setup, dev: torch.device, threads: int, min_run_time: float,
+                 clock: str | None) -> tuple[int, str, float, float]:
+    """(multiply-adds, precision, median seconds, relative IQR) of one kernel, timed in this process."""
+    fn, madds, precision = setup(dev, threads)
+    for _ in range(3):
+        fn()
+    timer = {"process": time.process_time, "thread": time.thread_time}.get(clock or "")
+    seconds, rel = _median_and_spread(fn, threads, min_run_time, timer)
+    return madds, precision, seconds, rel
+
+
+def _child_time_kernel(setup: Setup, device: str, threads: int, min_run_time: float,
+                       clock: str | None) -> tuple[int, str, float, float]:
+    torch.set_num_threads(threads)
+    return _time_kernel(setup, torch.device(device), threads, min_run_time, clock)
+
+
+def _time_in_child(setup: Setup, dev: torch.device, threads: int, min_run_time: float,
+                   clock: str | None) -> tuple[int, str, float, float]:
+    """:func:`_time_kernel` in a freshly spawned process (nothing of the library stays in this one)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(_child_time_kernel, setup, str(dev), threads, min_run_time, clock).result()
+    except BrokenProcessPool as exc:
+        raise KernelUnavailable(f"its process died ({first_line(exc)})") from exc
+
+
 def measure_kernels(kernels: Sequence[ComputeKernel], dev: torch.device, threads: int,
                     min_run_time: float = KERNEL_MIN_RUN_TIME, thread_cpu: bool = False) -> list[KernelRate]:
     """Time each kernel available on ``dev`` (the caller sets the thread count); errors are recorded."""
@@ -534,12 +571,12 @@ def measure_kernels(kernels: Sequence[ComputeKernel], dev: torch.device, threads
         if dev.type not in k.devices:
             continue
         rate = KernelRate(name=k.name, library=k.library)
+        clock = ("process" if k.own_threads else "thread") if thread_cpu else None
         try:
-            fn, madds, precision = k.setup(dev, threads)
-            for _ in range(3):
-                fn()
-            clock = (time.process_time if k.own_threads else time.thread_time) if thread_cpu else None
-            seconds, rel = _median_and_spread(fn, threads, min_run_time, clock)
+            if k.isolated:
+                madds, precision, seconds, rel = _time_in_child(k.setup, dev, threads, min_run_time, clock)
+            else:
+                madds, precision, seconds, rel = _time_kernel(k.setup, dev, threads, min_run_time, clock)
         except KernelUnavailable as exc:
             rate.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one failing library must not hide the others' ceilings
