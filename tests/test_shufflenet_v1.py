@@ -33,7 +33,7 @@ def test_table1_complexity_at_1x(g: int, paper: int) -> None:
     assert get_entry(f"shufflenet_v1_g{g}_x1_0").paper.mflops == paper
 
 
-# paper.md §13 [CALC] on the official channel tables; the README lists 38/138/292/524 and 40/138/290/522.
+# Computed from the official repository's channel tables; the README lists 38/138/292/524 and 40/138/290/522.
 OFFICIAL_MADDS = {
     3: {"0_5": 37.6, "1_0": 137.5, "1_5": 292.4, "2_0": 524.0},
     8: {"0_5": 40.5, "1_0": 138.4, "1_5": 290.2, "2_0": 521.9},

@@ -11,7 +11,7 @@ from shufflenet.models.layers import channel_shuffle, shuffle_split
 from shufflenet.models.shufflenet_v2 import ShuffleV2Unit
 
 WIDTHS = ["0_5", "1_0", "1_5", "2_0"]
-# paper.md §6 [CALC]: conv+FC multiply-adds (M) and weights (M) of the official layout.
+# Table 5, computed: conv+FC multiply-adds (M) and weights (M) of the official layout.
 TABLE5_MADDS = {"0_5": 40.5, "1_0": 145.8, "1_5": 299.0, "2_0": 590.8}
 TABLE5_WEIGHTS = {"0_5": 1.36, "1_0": 2.26, "1_5": 3.48, "2_0": 7.37}
 TV_PARAMS = {"0_5": 1_366_792, "1_0": 2_278_604, "1_5": 3_503_624, "2_0": 7_393_996}
@@ -37,7 +37,7 @@ def test_torchvision_layout_matches_torchvision(w: str) -> None:
 
 
 def test_official_stride2_unit_widths() -> None:
-    """paper.md §7: the first Stage2 unit of 1.0x is 24 (projection) + 92 (main) = 116 channels."""
+    """Fig. 3(d) with the official blocks: the first Stage2 unit of 1.0x is 24 (projection) + 92 (main) = 116 channels."""
     model = create_model("shufflenet_v2_x1_0")
     unit = model.stage2[0]
     assert unit.branch1[2].out_channels == 24

@@ -1,4 +1,4 @@
-"""The training recipe against paper.md §12, the config layering, the data pipeline, and a non-finite loss.
+"""The training recipe against the V1 paper's Sec. 4 and the official training code, the config layering, the data pipeline, and a non-finite loss.
 
 Tiny models (ShuffleNet V2 0.5x, small_input, 16 px synthetic images) and one torch thread: on a busy
 2-core machine several intra-op threads make these small tensors much slower, not faster.
