@@ -753,3 +753,13 @@ def test_machine_ceilings_render_in_every_format(small_machine) -> None:
     assert best in _md_row(out["md"], "fp32 compute (best kernel)") and best in out["html"]
     assert best in c.to_table() and "machine ceilings:" in c.to_table() and "ridge point" in c.to_table()
     assert machine_mod.MachineCeilings.from_dict(json.loads(out["json"])).matmul_gflops == c.matmul_gflops
+
+
+@pytest.mark.parametrize("fn", ["measure", "profile", "count_cost"])
+def test_a_model_name_instead_of_a_model_is_the_packages_error(fn) -> None:
+    import shufflenet
+    from shufflenet.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=rf"{fn}\(\): model must be a torch.nn.Module, got str 'x'") as info:
+        getattr(shufflenet, fn)("x", (1, 3, 32, 32))
+    assert isinstance(info.value, TypeError)

@@ -76,6 +76,7 @@ from shufflenet.measure.profile_report import (
 from shufflenet.measure.profiler_passes import ROOT, Forwards, attribution_pass, sync, timing_pass
 from shufflenet.measure.roofline import ridge_point, roofline_bound
 from shufflenet.measure.timing import Measurement, measure, num_threads, pool_measurements, prepare_model
+from shufflenet.models._checks import require_module
 
 __all__ = [
     "CONVENTIONS", "COVERAGE_TOLERANCE", "DEFAULT_REPEATS", "DEFAULT_WARMUP", "ROOT", "TOTAL_CHUNKS",
@@ -125,6 +126,7 @@ def profile(
             adds the paper's percentages to the report.
         on_stage: called with the name of each stage as it starts (for progress display).
     """
+    require_module(model, "model", "profile")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     size = check_input_size(input_size)

@@ -41,6 +41,7 @@ from shufflenet.measure.options import (
     resolve_dtype,
     resolve_threads,
 )
+from shufflenet.models._checks import require_module
 from shufflenet.result import SPEED, ResultBase, Table
 
 NOISY_THRESHOLD = 0.10  # a spread above 10% of the median marks the run as noisy
@@ -417,6 +418,7 @@ def measure(
     Model and input are converted on a copy, so the caller's model is left as it was (its train/eval
     mode is restored).
     """
+    require_module(model, "model", "measure")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     mf = check_memory_format(memory_format)
