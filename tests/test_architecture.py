@@ -181,3 +181,9 @@ def test_benchmarks_use_only_the_public_api():
             if dep.startswith((f"{PACKAGE}.cli", f"{PACKAGE}._io")):
                 bad.append(f"{path.name} imports {dep}")
     assert not bad, bad
+
+
+def test_no_caller_imports_the_private_registry():
+    bad = [f"{m} -> {d}" for m, deps in _graph().items() for d in deps
+           if d == f"{PACKAGE}.models._registry" and not m.startswith(f"{PACKAGE}.models")]
+    assert not bad, f"resolve names with shufflenet.models.get_entry instead: {bad}"

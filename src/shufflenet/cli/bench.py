@@ -93,13 +93,11 @@ def _inputs(texts: list[str] | None) -> list[tuple[tuple[int, int, int] | None, 
 def _specs(args: argparse.Namespace, batches: list[int] | None) -> list[Any]:
     from shufflenet.measure.bench import ModelSpec, default_batches
     from shufflenet.models import get_entry
-    from shufflenet.models._registry import TORCHVISION_PREFIX
 
     specs = []
     inputs = _inputs(args.input)
     for name in args.models:
-        tv = name.startswith(TORCHVISION_PREFIX)
-        default_side = 224 if tv else get_entry(name).input_size  # unknown names fail here, before timing
+        default_side = get_entry(name).input_size  # unknown names (torchvision:/timm: too) fail here, before timing
         for chw, n in inputs:
             size = chw or (3, default_side, default_side)
             spec_batches = batches or ([n] if n else default_batches(args.device))
