@@ -53,3 +53,10 @@ def test_models_command_every_format(fmt, capsys):
 def test_csv_of_the_catalog_is_the_models_table():
     text = render(catalog("mobilenet_v1_x0_25"), "csv", table="models")
     assert text.splitlines()[0].startswith("name,Mparams,MFLOPs,MMAC")
+
+
+def test_cost_json_carries_the_grouping_asked_for(capsys):
+    assert main(["cost", "shufflenet_v2_x0_5", "--by", "stage", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["by"] == "stage" and [g["name"] for g in d["groups"]][:3] == ["conv1", "maxpool", "stage2"]
+    assert sum(g["mac"] for g in d["groups"]) == d["mac"] and len(d["layers"]) > len(d["groups"])

@@ -89,5 +89,6 @@ def test_timm_names():
     assert get_entry("timm:mobilenetv3_small_100").library == "timm"
     with pytest.raises(UnknownModelError, match="unknown timm model"):
         create_model("timm:no_such_net")
+    assert get_entry("timm:resnet18.a1_in1k").library == "timm"  # a pretrained tag names the architecture too
     with pytest.raises(UserInputError, match="not downloaded"):
         create_model("timm:mobilenetv3_small_100", pretrained=True)

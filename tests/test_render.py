@@ -139,7 +139,7 @@ def test_write_result_by_extension(tmp_path):
     assert page.startswith("<!doctype html>") and "environment: cpu_model: test cpu; threads: 1" in page
     if pytest.importorskip("matplotlib"):
         m = write_result(Toy(), tmp_path / "r.md", environment=env)
-        assert "![a line](r_line.png)" in m.read_text()
+        assert "![a line](<r_line.png>)" in m.read_text()
         assert (tmp_path / "r_line.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
 
@@ -157,6 +157,15 @@ def test_cell_formats():
     assert format_cell([1, 3, 224, 224]) == "1x3x224x224"
     assert format_cell(0.5, Column("x", fmt=".1%")) == "50.0%"
     assert si(40_500_000) == "40.500M" and si(999) == "999"
+    assert si(999_999.7) == "1.000M" and si(float("inf")) == "inf"  # rounding never gives 1000.000K
+
+
+def test_json_safe_takes_arrays_and_tensors():
+    import numpy as np
+    import torch
+
+    assert json_safe({"a": torch.tensor([1.0, float("nan")]), "b": np.arange(3), "c": np.float32(0.5)}) == {
+        "a": [1.0, None], "b": [0, 1, 2], "c": 0.5}
 
 
 def test_json_safe():

@@ -21,6 +21,7 @@ import csv
 import html
 import io
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -105,12 +106,14 @@ def write_result(result: Result, path: str | os.PathLike[str], *, fmt: str | Non
         return write_atomic(path, _text(result) + "\n")
     if fmt == "md":
         links: dict[str, str] = {}
-        for fig in result.figures():
+        for i, fig in enumerate(result.figures()):
             try:
                 png = fig.png()
             except FigureUnavailable:
                 continue
             name = f"{path.stem}_{_slug(fig.key)}.png"
+            if name in links.values():  # two keys that slug alike must not overwrite each other
+                name = f"{path.stem}_{_slug(fig.key)}-{i}.png"
             write_atomic(path.with_name(name), png)
             links[fig.key] = name
         text = _markdown(result, figure_links=links) + "\n" + _md_environment(env)
@@ -148,9 +151,13 @@ def format_cell(value: Any, col: Column | None = None) -> str:
 
 def si(n: float, unit: str = "") -> str:
     """1234567 -> ``1.235M`` (decimal prefixes, three decimals)."""
+    if isinstance(n, float) and not math.isfinite(n):
+        return f"{n}{unit}"
     a = abs(n)
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if a >= scale:
+        if round(a / scale, 3) >= 1:  # 999999.7 is 1.000M, not 1000.000K
+            if prefix != "T" and round(a / scale, 3) >= 1000:
+                continue
             return f"{n / scale:.3f}{prefix}{unit}"
     if isinstance(n, float):
         return f"{n:.3g}{unit}"
@@ -268,7 +275,7 @@ def _markdown(result: Result, figure_links: Mapping[str, str] | None) -> str:
     if figure_links is not None:
         for fig in result.figures():
             if fig.key in figure_links:
-                parts.append(f"![{_md_escape(fig.title)}]({figure_links[fig.key]})")
+                parts.append(f"![{_md_escape(fig.title)}](<{figure_links[fig.key]}>)")  # <>: spaces, parens
             else:
                 parts.append(f"*figure {_md_escape(fig.title)!r} not drawn: matplotlib is not installed*")
     return "\n\n".join(parts) + "\n"

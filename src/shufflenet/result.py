@@ -168,9 +168,9 @@ def json_safe(value: Any) -> Any:
         return [json_safe(v) for v in value]
     if hasattr(value, "to_dict"):
         return json_safe(value.to_dict())
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy / torch arrays and scalars
         try:
-            return json_safe(value.item())
-        except (TypeError, ValueError):
+            return json_safe(value.tolist())
+        except (TypeError, ValueError, RuntimeError):
             pass
     return str(value)

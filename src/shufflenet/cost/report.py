@@ -258,7 +258,8 @@ class CostView:
     max_rows: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return self.report.to_dict()
+        """The report's dict with its rows grouped ``by`` under ``"groups"``."""
+        return {**self.report.to_dict(self.by), "by": self.by}
 
     def tables(self) -> list[Table]:
         return self.report.tables(self.by, self.max_rows)

@@ -129,9 +129,9 @@ def _timm_entry(name: str) -> ModelEntry:
         import timm
     except ImportError:
         raise UserInputError(f"{TIMM_PREFIX}{name} needs timm: pip install timm") from None
-    names = timm.list_models()
-    if name not in names:
-        raise UnknownModelError(_unknown_message(name, names).replace("unknown model", "unknown timm model"))
+    if not timm.is_model(name):  # also takes pretrained tags (``resnet18.a1_in1k``) that list_models omits
+        raise UnknownModelError(_unknown_message(name, timm.list_models()).replace("unknown model",
+                                                                                  "unknown timm model"))
     side = 224
     try:
         side = int(timm.get_pretrained_cfg(name).input_size[-1])
