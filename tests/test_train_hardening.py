@@ -288,6 +288,29 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, m
     assert not list(out.glob(".*.tmp"))
 
 
+def test_a_second_sigterm_exits_as_sigterm(tmp_path, monkeypatch, capsys) -> None:
+    _signal_at_step(monkeypatch, 9, signal.SIGTERM, signal.SIGTERM)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "--quiet", "train", *CLI_RUN, "--workers", "0", "-o", str(out))
+    assert code == 143 and err.startswith("shufflenet: interrupted twice: stopped at once at step 8/12")
+
+
+def test_a_run_that_loses_the_lock_leaves_the_winners_directory_alone(tmp_path) -> None:
+    from shufflenet.train.engine import _Trainer
+    from shufflenet.train.rundir import RunLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    winner = RunLock(out).acquire()  # another process made the directory and holds its lock
+    try:
+        loser = _Trainer.__new__(_Trainer)
+        loser.lock, loser.created_dir = None, out  # it believed it had made the directory
+        loser._release_lock(discard=True)
+        assert out.is_dir() and (out / ".lock").exists()
+    finally:
+        winner.release()
+
+
 # ---------------------------------------------------------------------- finished runs, init_from
 
 def test_extending_a_finished_run_is_refused_with_the_way_to_train_further(finished, tmp_path, capsys) -> None:

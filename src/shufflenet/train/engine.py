@@ -132,6 +132,7 @@ class _StopSignals:
     def __init__(self, distributed: bool) -> None:
         self.distributed = distributed
         self.signum: int | None = None
+        self.second: int | None = None
         self._previous: dict[int, Any] = {}
 
     @property
@@ -143,6 +144,7 @@ class _StopSignals:
             self.signum = signum
             return
         if not self.distributed:
+            self.second = signum  # its exit code is the one the shell expects (143 for a repeated SIGTERM)
             self.restore()
             raise KeyboardInterrupt
 
@@ -522,10 +524,13 @@ class _Trainer:
                     out = Path(cfg.output_dir).expanduser()
                     if out.exists() and not out.is_dir():
                         raise RunDirectoryError(f"output directory {out} is a file")
-                    if not out.exists():
-                        self.created_dir = out
                     try:
-                        out.mkdir(parents=True, exist_ok=True)
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        try:  # atomic: only the process whose mkdir succeeded made it (and may discard it)
+                            out.mkdir()
+                            self.created_dir = out
+                        except FileExistsError:
+                            pass
                     except OSError as exc:
                         raise RunDirectoryError(f"cannot create output directory {out}: "
                                                 f"{exc.strerror or exc}") from None
@@ -556,8 +561,9 @@ class _Trainer:
         return out
 
     def _release_lock(self, discard: bool = False) -> None:
-        """Drop the run-directory lock; ``discard``: also remove a directory this run made and left empty."""
-        created = self.created_dir
+        """Drop the run-directory lock; ``discard``: also remove a directory this run made and left empty
+        (only while holding its lock: a run that lost the lock never touches the winner's directory)."""
+        created = self.created_dir if self.lock is not None else None
         try:
             leftover = {p.name for p in created.iterdir()} if discard and created is not None else None
         except OSError:  # never made (the mkdir failed)
@@ -876,16 +882,17 @@ class _Trainer:
 
     def _stopped_at_once(self) -> TrainingInterrupted:
         """A second signal (one process): nothing was written for this step; name the last checkpoint."""
+        signum = self.stop.second or signal.SIGINT
         if self.last_saved is not None:
             ck, at = self.last_saved
         elif self.resume_path is not None and self.ckpt is not None:
             ck, at = self.resume_path, int(self.ckpt["train"].get("step", 0))
         else:
             return TrainingInterrupted("interrupted twice: stopped at once; no checkpoint had been written yet",
-                                       signal.SIGINT, None)
+                                       signum, None)
         return TrainingInterrupted(
             f"interrupted twice: stopped at once at step {self.step}/{self.total_steps}; the last checkpoint is "
-            f"{ck} (step {at}), intact; resume with: shufflenet train --resume {ck}", signal.SIGINT, str(ck))
+            f"{ck} (step {at}), intact; resume with: shufflenet train --resume {ck}", signum, str(ck))
 
     def _epoch(self, epoch: int) -> bool:
         """Train (the rest of) one epoch; False when stopped by ``stop_after_steps``."""
