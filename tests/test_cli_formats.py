@@ -314,10 +314,10 @@ def test_out_markdown_writes_figures_beside(cli, tmp_path) -> None:
     pytest.importorskip("matplotlib")
     cli("profile", PROFILE, "--out", str(tmp_path / "p.md"))
     md = (tmp_path / "p.md").read_text()
-    assert "![where the time goes" in md and "(p_breakdown.png)" in md and "*environment: " in md
+    assert "![where the time goes" in md and "(<p_breakdown.png>)" in md and "*environment: " in md
     assert (tmp_path / "p_breakdown.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cli("guidelines", GUIDELINES, "--out", str(tmp_path / "g.md"))
-    assert "(g_g2.png)" in (tmp_path / "g.md").read_text() and (tmp_path / "g_g2.png").stat().st_size > 1000
+    assert "(<g_g2.png>)" in (tmp_path / "g.md").read_text() and (tmp_path / "g_g2.png").stat().st_size > 1000
 
 
 def test_out_html_is_self_contained(cli, tmp_path) -> None:

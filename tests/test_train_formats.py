@@ -96,7 +96,7 @@ def test_eval_out_md_writes_the_confusion_png_beside_it(run_dir, capsys, tmp_pat
                             "--out", str(out))
     assert code == 0 and stdout == "", err
     text = out.read_text()
-    assert "](eval_confusion.png)" in text and "*environment: " in text
+    assert "](<eval_confusion.png>)" in text and "*environment: " in text
     assert (tmp_path / "eval_confusion.png").read_bytes()[:4] == b"\x89PNG"
     page = tmp_path / "eval.html"
     assert cli(capsys, "eval", str(run_dir / "model.pt"), "--workers", "0", "--no-confusion", "--out",

@@ -539,3 +539,27 @@ def test_errors_are_package_errors() -> None:
     assert issubclass(DiskFullError, OutputWriteError) and issubclass(OutputWriteError, ShuffleNetError)
     assert not issubclass(OutputWriteError, UserInputError)  # a failure: exit code 1
     assert issubclass(RunInUseError, RunDirectoryError) and issubclass(RunDirectoryError, UserInputError)
+
+
+def test_a_lock_that_cannot_be_written_is_released_and_one_line(tmp_path, monkeypatch) -> None:
+    import builtins
+
+    from shufflenet.train.rundir import RunDirectoryError, RunLock
+
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def write(self, _text):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(builtins, "open", lambda *a, **k: FullDisk(real_open(*a, **k)))
+    with pytest.raises(RunDirectoryError, match="cannot write .*No space left on device"):
+        RunLock(tmp_path).acquire()
+    monkeypatch.undo()
+    RunLock(tmp_path).acquire().release()  # nothing was left holding it

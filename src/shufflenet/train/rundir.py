@@ -148,10 +148,14 @@ class RunLock:
             who = f"process {holder}" if holder else "another process"
             raise RunInUseError(f"{self.path.parent} is in use: {who} is training into it; wait for it "
                                 "to finish, or use another -o DIR") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
+        try:  # who holds it, for the second process's message
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+        except OSError as exc:  # a full disk or quota: no lock half-held, one clear line
+            f.close()
+            raise RunDirectoryError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._file = f
         return self
 
