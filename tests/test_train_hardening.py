@@ -563,3 +563,15 @@ def test_a_lock_that_cannot_be_written_is_released_and_one_line(tmp_path, monkey
         RunLock(tmp_path).acquire()
     monkeypatch.undo()
     RunLock(tmp_path).acquire().release()  # nothing was left holding it
+
+
+def test_temp_files_of_a_killed_write_are_removed_on_the_next_start(tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / ".last.pt.abc123.tmp", out / ".metrics.csv.x9.tmp"]
+    for p in stale:
+        p.write_bytes(b"\0" * 1024)  # what a SIGKILL mid-save leaves behind
+    unrelated = out / ".notes.txt.k.tmp"  # not a run file: someone else's, left alone
+    unrelated.write_text("x")
+    assert train(tiny(out)).status == "finished"
+    assert not any(p.exists() for p in stale) and unrelated.exists()

@@ -89,6 +89,7 @@ from shufflenet.train.rundir import (
     check_run_dir,
     default_output_dir,
     guard_write,
+    remove_stale_temp_files,
 )
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
@@ -541,6 +542,9 @@ class _Trainer:
                     self.created_dir = out
                 self.lock = RunLock(out).acquire()
                 check_run_dir(out, self.resume_path)
+                stale = remove_stale_temp_files(out)  # safe: we hold the lock, so no writer is live
+                if stale:
+                    self.log(f"removed {len(stale)} temporary file(s) of an interrupted write: {', '.join(stale)}")
             except ShuffleNetError as exc:
                 self._release_lock(discard=True)
                 error = exc

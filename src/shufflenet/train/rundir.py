@@ -80,6 +80,24 @@ def default_output_dir(model: str, root: str | os.PathLike[str] = "runs/train", 
     raise RunDirectoryError(f"cannot find a free run directory name under {root}")
 
 
+RUN_FILES = (*RESULT_FILES, *METRIC_FILES, "config.json", "run.json")
+
+
+def remove_stale_temp_files(out: Path) -> list[str]:
+    """Delete the temporary files an atomic write of a run file leaves when its process was killed
+    mid-write (SIGKILL, the OOM killer): ``.last.pt.XXXX.tmp`` and the like. Call it holding the run's
+    lock, so no live writer's file can be among them. Returns the names removed."""
+    removed = []
+    for name in RUN_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            try:
+                tmp.unlink()
+                removed.append(tmp.name)
+            except OSError:
+                pass
+    return removed
+
+
 def run_contents(out: Path) -> list[str]:
     """The result files of a run that ``out`` holds (empty: nothing a fresh start would lose)."""
     found = [n for n in RESULT_FILES if (out / n).is_file()]
