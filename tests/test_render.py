@@ -144,9 +144,11 @@ def test_write_result_by_extension(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
 
 
-def test_every_format_renders():
+def test_every_format_carries_the_numbers():
     for fmt in FORMATS:
-        assert render(Toy(with_figure=False), fmt)
+        out = render(Toy(with_figure=False), fmt)
+        assert ("1500000" if fmt in ("json", "csv") else "1.500M") in out, fmt
+        assert "1.25" in out, fmt
 
 
 def test_cell_formats():

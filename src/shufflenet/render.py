@@ -156,8 +156,6 @@ def si(n: float, unit: str = "") -> str:
     a = abs(n)
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
         if round(a / scale, 3) >= 1:  # 999999.7 is 1.000M, not 1000.000K
-            if prefix != "T" and round(a / scale, 3) >= 1000:
-                continue
             return f"{n / scale:.3f}{prefix}{unit}"
     if isinstance(n, float):
         return f"{n:.3g}{unit}"
