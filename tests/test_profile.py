@@ -389,3 +389,53 @@ def test_profile_md_with_its_chart(tiny_report: ProfileReport, tmp_path) -> None
 
     path = write_result(tiny_report, tmp_path / "p.md")
     assert "![where the time goes" in path.read_text() and (tmp_path / "p_breakdown.png").stat().st_size > 1000
+
+
+# --- memory format ---------------------------------------------------------------------------------
+
+
+class LayoutProbe(nn.Module):
+    """Records, on every forward under inference mode (the profile's warm-up, attribution, timing and
+    measure() passes), whether its input, its conv weight and the max-pool's input were channels_last."""
+
+    seen: list[tuple[bool, bool, bool]] = []  # class-level: profile() runs a deep copy of the module
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        if torch.is_inference_mode_enabled():
+            LayoutProbe.seen.append((_strictly_channels_last(x), _strictly_channels_last(self.conv.weight),
+                                     _strictly_channels_last(y)))
+        return self.fc(self.pool(y).mean((2, 3)))
+
+
+def _strictly_channels_last(t: torch.Tensor) -> bool:
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_memory_format_reaches_every_pass(memory_format: str) -> None:
+    LayoutProbe.seen.clear()
+    model = LayoutProbe()
+    rep = profile(model, (1, 3, 16, 16), threads=1, repeats=4, warmup=1, ceilings="none", min_run_time=0.02,
+                  name="probe", memory_format=memory_format)
+    cl = memory_format == "channels_last"
+    # warm-up + attribution + 4 timed (+ 1 discarded per chunk) + measure()'s warm-up and blocks
+    assert len(LayoutProbe.seen) >= 1 + 1 + 4 + 4
+    assert all(s == (cl, cl, cl) for s in LayoutProbe.seen), LayoutProbe.seen[:5]
+    assert rep.memory_format == memory_format and rep.to_dict()["memory_format"] == memory_format
+    assert rep.total is not None and rep.total.memory_format == memory_format
+    assert ("NHWC (channels_last)" if cl else "NCHW (contiguous)") in rep.title()
+    assert rep.env["memory_format"] == memory_format
+    assert not _strictly_channels_last(model.conv.weight)  # the caller's model is left as it was
+    assert {o.op for o in rep.ops} >= {"aten::conv2d", "aten::max_pool2d"}
+
+
+def test_memory_format_is_checked() -> None:
+    with pytest.raises(UserInputError, match="memory format"):
+        profile(LayoutProbe(), (1, 3, 16, 16), memory_format="nhwc", ceilings="none")

@@ -121,3 +121,13 @@ def capture_environment(
     else:
         env["gpu_name"] = None
     return env
+
+
+def package_version() -> str:
+    """This package's installed version (``unknown`` when it runs from a source tree not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shufflenet")
+    except PackageNotFoundError:
+        return "unknown"

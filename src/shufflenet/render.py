@@ -35,7 +35,7 @@ FORMATS = ("table", "json", "csv", "md", "html")
 EXTENSIONS = {".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html",
               ".txt": "table", ".table": "table", ".text": "table"}
 
-_CSS = """.shufflenet-result{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1b1f24;max-width:100%}
+RESULT_CSS = """.shufflenet-result{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1b1f24;max-width:100%}
 .shufflenet-result table{border-collapse:collapse;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
 .shufflenet-result th,.shufflenet-result td{border:1px solid #d0d7de;padding:.2em .55em;text-align:left}
 .shufflenet-result td.num{text-align:right}.shufflenet-result th{background:#f3f5f7}
@@ -319,7 +319,7 @@ def figure_to_html(fig: Figure) -> str:
 
 def _html_fragment(result: Result, *, figures: bool = True, environment: Mapping[str, Any] | None = None) -> str:
     e = html.escape
-    out = ['<section class="shufflenet-result">', f"<style>{_CSS}</style>"]
+    out = ['<section class="shufflenet-result">', f"<style>{RESULT_CSS}</style>"]
     conv = result.conventions()
     if conv:
         out.append('<ul class="note">' + "".join(f"<li>{e(c)}</li>" for c in conv) + "</ul>")

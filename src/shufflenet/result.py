@@ -90,6 +90,21 @@ class Table:
     def column_keys(self) -> list[str]:
         return [c.key for c in self.columns]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The table as JSON-safe data (what :meth:`from_dict` reads back)."""
+        return {"title": self.title, "key": self.key, "display": self.display,
+                "columns": [{"key": c.key, "label": c.label, "unit": c.unit, "fmt": c.fmt} for c in self.columns],
+                "rows": json_safe(self.rows), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Table:
+        """A table written by :meth:`to_dict`; raises ``KeyError``/``TypeError`` on anything else."""
+        cols = [Column(str(c["key"]), str(c.get("label") or ""), str(c.get("unit") or ""), c.get("fmt"))
+                for c in d["columns"]]
+        rows = [dict(r) for r in d["rows"]]
+        return cls(str(d.get("title") or ""), cols, rows, [str(n) for n in d.get("notes") or []],
+                   str(d.get("key") or ""), bool(d.get("display", True)))
+
 
 @dataclass
 class Figure:
@@ -105,9 +120,17 @@ class Figure:
     key: str = "figure"
     size: tuple[float, float] = (7.0, 4.0)
     dpi: int = 110
+    drawn: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_png(cls, title: str, png: bytes, key: str = "figure") -> Figure:
+        """A figure already drawn (read back from a PNG file): :meth:`png` returns ``png`` as it is."""
+        return cls(title, _already_drawn, key=key, drawn=png)
 
     def png(self) -> bytes:
         """The figure as PNG bytes; raises :class:`FigureUnavailable` when matplotlib is not installed."""
+        if self.drawn is not None:
+            return self.drawn
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure as MplFigure
@@ -122,6 +145,10 @@ class Figure:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=self.dpi)
         return buf.getvalue()
+
+
+def _already_drawn(fig: MplFigure) -> None:  # pragma: no cover - png() returns the stored bytes instead
+    raise RuntimeError("this figure was read back from a PNG; it has nothing to draw")
 
 
 class FigureUnavailable(RuntimeError):

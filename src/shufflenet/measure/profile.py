@@ -58,6 +58,7 @@ from shufflenet.measure.options import (
     cannot_run,
     check_count,
     check_input_size,
+    check_memory_format,
     resolve_device,
     resolve_dtype,
     resolve_threads,
@@ -100,6 +101,7 @@ def profile(
     device: str | torch.device = "cpu",
     threads: int | None = None,
     dtype: str | torch.dtype = torch.float32,
+    memory_format: str = "contiguous",
     repeats: int = DEFAULT_REPEATS,
     warmup: int = DEFAULT_WARMUP,
     ceilings: CeilingsArg = "auto",
@@ -113,6 +115,10 @@ def profile(
     See the module docstring for the method. ``threads=None`` means 1 on CPU (as :func:`measure`).
 
     Args:
+        memory_format: ``"contiguous"`` (NCHW, PyTorch's default) or ``"channels_last"`` (NHWC): the layout
+            of the model's weights and of the input in every pass (attribution, timing and the independent
+            :func:`measure` total), recorded in the report. The paper's Fig. 2 does not depend on a layout;
+            a kernel that is much slower in one of them is the library's, not the architecture's.
         repeats: profiled forwards (split over ``TOTAL_CHUNKS`` profiler sessions; per op the mean over the
             central half of the uninterrupted ones is reported); ``warmup``: untimed forwards before.
         ceilings: the machine's compute/copy ceilings for the roofline verdict: ``"auto"`` reads the cache
@@ -133,10 +139,11 @@ def profile(
     nthreads = resolve_threads(threads, dev)
     check_count("repeats", repeats, 1)
     check_count("warmup", warmup, 0)
+    mf = check_memory_format(memory_format)
     stage = on_stage or (lambda s: None)
     label = name or type(model).__name__
     was_training = model.training
-    net = prepare_model(model, dev, dt)
+    net = prepare_model(model, dev, dt, mf)
     try:
         stage("cost")
         from shufflenet.cost import count_cost
@@ -149,7 +156,7 @@ def profile(
         machine, source = resolve_ceilings(ceilings, dev, nthreads)
         net.eval()
         with num_threads(nthreads), torch.inference_mode():
-            x = torch.randn(size, device=dev, dtype=dt)
+            x = torch.randn(size, device=dev, dtype=dt).contiguous(memory_format=mf)
             stage("warm-up")
             for _ in range(max(warmup, 1)):
                 net(x)
@@ -178,15 +185,15 @@ def profile(
             if measure_total:
                 stage("total" if k == 0 else f"total {k + 1}/{chunks}")
                 parts.append(measure(net, size, device=dev, threads=nthreads, dtype=dt,
-                                     min_run_time=min_run_time / chunks, warmup=warmup if k == 0 else 1,
-                                     name=label))
+                                     memory_format=memory_format, min_run_time=min_run_time / chunks,
+                                     warmup=warmup if k == 0 else 1, name=label))
         total = pool_measurements(parts, _POOLED) if parts else None
     finally:
         if net is model:
             model.train(was_training)
     assert forwards is not None
     return assemble(label, size, dev, dt, nthreads, repeats, warmup, tops, types, dict(net.named_modules()),
-                    cost, forwards, eps_s, total, machine, source)
+                    cost, forwards, eps_s, total, machine, source, memory_format=memory_format)
 
 
 def _chunks(measure_total: bool, repeats: int) -> int:

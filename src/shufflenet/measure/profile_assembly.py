@@ -29,7 +29,8 @@ UNDISTURBED = 0.99
 def assemble(label: str, size: tuple[int, int, int, int], dev: torch.device, dt: torch.dtype, nthreads: int,
              repeats: int, warmup: int, tops: list[TopOp], types: dict[str, str], modules: dict[str, nn.Module],
              cost: Any, fw: Forwards, eps_s: float, total: Measurement | None,
-             machine: MachineCeilings | None, source: str) -> ProfileReport:
+             machine: MachineCeilings | None, source: str, *,
+             memory_format: str = "contiguous") -> ProfileReport:
     """Overhead correction, forward selection, cost join, buckets and layers (arithmetic, no timing)."""
     eps_us = eps_s * 1e6
     rows = cost.layers
@@ -105,9 +106,11 @@ def assemble(label: str, size: tuple[int, int, int, int], dev: torch.device, dt:
     if total is not None and total.noisy:
         notes.append("the independent latency is noisy (IQR > 10% of the median): rerun on an idle machine")
     mflops = cost.flops / size[0] / 1e6
-    env = capture_environment(device=dev, threads=nthreads, dtype=dt, batch=size[0], input_size=size)
+    env = capture_environment(device=dev, threads=nthreads, dtype=dt, batch=size[0], input_size=size,
+                              memory_format=memory_format)
     return ProfileReport(
-        model=label, input_size=size, device=str(dev), dtype=dtype_name(dt), threads=nthreads, repeats=repeats,
+        model=label, input_size=size, device=str(dev), dtype=dtype_name(dt), memory_format=memory_format,
+        threads=nthreads, repeats=repeats,
         warmup=warmup, ops=ops, layers=layers, buckets=bucket_list, overhead_time_s=overhead,
         profiled_sum_s=profiled_sum, profiled_wall_s=sum(fw.walls[j] for j in keep) / len(keep) / 1e6,
         overhead_per_event_s=eps_s, events_per_forward=events, total=total, flops=cost.flops, mac=cost.mac,

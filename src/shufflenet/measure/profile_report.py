@@ -165,6 +165,7 @@ class ProfileReport(ResultBase):
     kept_forwards: list[int] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    memory_format: str = "contiguous"  # of weights and input in every pass: contiguous (NCHW) or channels_last
 
     # -- derived ---------------------------------------------------------------------------------
 
@@ -202,9 +203,9 @@ class ProfileReport(ResultBase):
             total.pop("env", None)  # recorded once, at the top
         return {
             "model": self.model, "input_size": list(self.input_size), "device": self.device,
-            "dtype": self.dtype, "threads": self.threads, "repeats": self.repeats, "warmup": self.warmup,
-            "conventions": self.conventions(), "env": self.env, "flops": self.flops, "mac": self.mac,
-            "mac_bytes": self.mac_bytes,
+            "dtype": self.dtype, "memory_format": self.memory_format, "threads": self.threads,
+            "repeats": self.repeats, "warmup": self.warmup, "conventions": self.conventions(), "env": self.env,
+            "flops": self.flops, "mac": self.mac, "mac_bytes": self.mac_bytes,
             "coverage": {
                 "profiled_sum_s": self.profiled_sum_s, "independent_total_s": self.total_s,
                 "ratio": self.coverage, "within_tolerance": self.coverage_ok, "tolerance": COVERAGE_TOLERANCE,
@@ -288,7 +289,12 @@ class ProfileReport(ResultBase):
         e = self.env
         where = e.get("gpu_name") or e.get("cpu_model") or self.device
         return (f"{self.model}  input {'x'.join(map(str, self.input_size))}  {self.device} ({where}), "
-                f"{self.threads} thread(s), {self.dtype}, torch {e.get('torch', torch.__version__)}")
+                f"{self.threads} thread(s), {self.dtype}, {self.layout()}, "
+                f"torch {e.get('torch', torch.__version__)}")
+
+    def layout(self) -> str:
+        """The memory format in words: ``NCHW (contiguous)`` or ``NHWC (channels_last)``."""
+        return "NHWC (channels_last)" if self.memory_format == "channels_last" else "NCHW (contiguous)"
 
     def cost_line(self) -> str:
         return (f"FLOPs {self.flops / 1e6:.1f} M multiply-adds, MAC {self.mac / 1e6:.2f} M elements "
