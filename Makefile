@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/shufflenet models
+	$(BIN)/shufflenet report --quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -9,64 +9,26 @@ own browser download is not used): skipped only when either is missing.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM, open_in_browser, screenshot_dir
 from shufflenet.cli.main import main
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
 pytest.importorskip("matplotlib", reason="the page's figure needs matplotlib")
 
 
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
-
-
-CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium binary (apt-get install chromium)")
 
 PROFILE = ["--quiet", "profile", "shufflenet_v2_x0_5", "--input", "1x3x96x96", "--repeats", "3", "--warmup", "1",
            "--ceilings", "none", "--no-total"]
 
 
-def open_in_browser(page_path: Path, screenshot: Path) -> dict:
-    """Load ``page_path`` in headless Chromium; return what it saw (errors, images, tables)."""
-    errors: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}")
-                    if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-            page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url}"))
-            page.goto(page_path.resolve().as_uri(), wait_until="load")
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-            images = page.eval_on_selector_all(
-                "img", "imgs => imgs.map(i => ({w: i.naturalWidth, h: i.naturalHeight, "
-                       "shown: i.getBoundingClientRect().width, alt: i.alt}))")
-            tables = page.eval_on_selector_all(
-                "table", "ts => ts.map(t => ({rows: t.rows.length, width: t.getBoundingClientRect().width}))")
-            text = page.inner_text("body")
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
-    return {"errors": errors, "images": images, "tables": tables, "text": text}
-
-
 @pytest.fixture
 def shots(tmp_path) -> Path:
-    d = Path(os.environ.get("SHUFFLENET_SCREENSHOT_DIR") or tmp_path)
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return screenshot_dir(tmp_path)
 
 
 def test_profile_html_page_in_chromium(tmp_path, shots, capsys) -> None:

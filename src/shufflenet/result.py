@@ -123,9 +123,9 @@ class Figure:
     drawn: bytes | None = field(default=None, repr=False)
 
     @classmethod
-    def from_png(cls, title: str, png: bytes, key: str = "figure") -> Figure:
+    def from_png(cls, title: str, png: bytes, key: str = "figure", size: tuple[float, float] = (7.0, 4.0)) -> Figure:
         """A figure already drawn (read back from a PNG file): :meth:`png` returns ``png`` as it is."""
-        return cls(title, _already_drawn, key=key, drawn=png)
+        return cls(title, _already_drawn, key=key, size=size, drawn=png)
 
     def png(self) -> bytes:
         """The figure as PNG bytes; raises :class:`FigureUnavailable` when matplotlib is not installed."""

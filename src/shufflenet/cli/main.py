@@ -183,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_command_inputs([])
     try:
         args = build_parser().parse_args(argv)
+        args.argv = ["shufflenet", *argv]  # the exact command, for results that record it (the report)
         debug = bool(getattr(args, "debug", debug))
         prepare_outputs(args)
         return int(args.func(args) or 0)

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(out)
     log(f"shufflenet report ({args.mode}) -> {out}")
     report = run_report(options, progress=lambda it, desc, total: progress(it, desc, quiet, total), log=log,
-                        command=["shufflenet", *sys.argv[1:]] if sys.argv[1:] else None)
+                        command=getattr(args, "argv", None))
     check_out_dir(out)  # nothing appeared there while the report ran
     files = write_report(report, out)
     return _finish(report, files, log)

@@ -77,6 +77,7 @@ class ReportContext:
     log: Callable[[str], None] = lambda message: None
     outputs: dict[str, SectionOutput] = field(default_factory=dict)
     not_run: dict[str, str] = field(default_factory=dict)  # section key -> why it has no output
+    titles: dict[str, str] = field(default_factory=dict)  # section key -> title, of every section run
     _shared: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 

@@ -73,8 +73,8 @@ class SectionRecord:
                 "finding": self.finding, "headlines": list(self.headlines),
                 "claims": [c.to_dict() for c in self.claims], "rankings": json_safe(self.rankings),
                 "tables": [t.to_dict() for t in self.tables],
-                "figures": [{"key": f.key, "title": f.title, "file": figure_file(self.key, i, f.key)}
-                            for i, f in enumerate(self.figures)],
+                "figures": [{"key": f.key, "title": f.title, "file": figure_file(self.key, i, f.key),
+                             "size": list(f.size)} for i, f in enumerate(self.figures)],
                 "notes": list(self.notes), "timings": json_safe(self.timings), "reason": self.reason,
                 "error": self.error, "traceback": self.traceback, "wall_s": round(self.wall_s, 2),
                 "data": json_safe(self.data)}
@@ -98,10 +98,11 @@ class SectionRecord:
 
 def _stored_figure(f: Mapping[str, Any], base: Path | None) -> Figure:
     title, key, name = str(f["title"]), str(f.get("key") or "figure"), str(f["file"])
+    w, h = (f.get("size") or (7.0, 4.0))[:2]
     path = (base / name) if base is not None else None
     if path is not None and path.is_file():
-        return Figure.from_png(title, path.read_bytes(), key=key)
-    return MissingFigure(title, _nothing, key=key, file=name)
+        return Figure.from_png(title, path.read_bytes(), key=key, size=(float(w), float(h)))
+    return MissingFigure(title, _nothing, key=key, size=(float(w), float(h)), file=name)
 
 
 def _nothing(fig: Any) -> None:  # pragma: no cover - MissingFigure.png never draws

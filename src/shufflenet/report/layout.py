@@ -42,9 +42,13 @@ td.v-holds{background:#dafbe1}td.v-partly-holds{background:#eefbe0}td.v-mixed{ba
 td.v-does-not-hold{background:#ffebe9}td.v-inconclusive{background:#f3f5f7}td.v-n-a{color:#57606a}
 .shufflenet-result table{font-size:.9em}.shufflenet-result figure{text-align:center}
 .shufflenet-result figcaption{color:#57606a;font-size:.88em}p.took{color:#8c959f;font-size:.8em}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:.6em 1.2em}
+.figures figure.wide{grid-column:1/-1}
 details.conventions{color:#57606a;font-size:.88em;margin:.5em 0}
 @media (max-width:760px){nav.toc ol{columns:1}.page{padding:.8em}}"""
 
+# A figure at least this wide (inches) takes the page's width; narrower ones sit two to a row.
+WIDE_INCHES = 9.0
 _VERDICT_CELL = re.compile(r"<td>(" + "|".join(re.escape(v) for v in VERDICTS) + r")</td>")
 
 
@@ -94,14 +98,19 @@ def section_html(report: Report, s: SectionRecord, pngs: Mapping[str, bytes], mi
                    f"<details><summary>traceback</summary><pre>{e(s.traceback)}</pre></details></div>")
     body = ['<div class="shufflenet-result">']
     body += [table_html(t) for t in s.tables if t.display]
+    if s.figures:
+        body.append('<div class="figures">')
     for i, fig in enumerate(s.figures):
         name = figure_file(s.key, i, fig.key)
+        wide = ' class="wide"' if fig.size[0] >= WIDE_INCHES else ""
         if name in pngs:
             data = base64.b64encode(pngs[name]).decode("ascii")
-            body.append(f'<figure><img alt="{e(fig.title)}" src="data:image/png;base64,{data}">'
+            body.append(f'<figure{wide}><img alt="{e(fig.title)}" src="data:image/png;base64,{data}">'
                         f"<figcaption>{e(fig.title)}</figcaption></figure>")
         else:
             body.append(f'<p class="note">{e(missing.get(name, f"figure {fig.title!r} not drawn"))}</p>')
+    if s.figures:
+        body.append("</div>")
     body.append("</div>")
     out += body
     if s.notes:

@@ -20,8 +20,8 @@ from shufflenet.environment import capture_environment, package_version
 from shufflenet.errors import first_line
 from shufflenet.report.context import Progress, ReportContext, ReportOptions, no_progress
 from shufflenet.report.document import Report, SectionRecord
-from shufflenet.report.selection import select
 from shufflenet.report.section import Section, SectionOutput, SectionUnavailable
+from shufflenet.report.selection import select
 
 
 def _fmt_s(seconds: float) -> str:
@@ -60,6 +60,7 @@ def run_report(options: ReportOptions, *, progress: Progress = no_progress,
     ctx.shared("where", lambda: f"{env.get('gpu_name') or env.get('cpu_model')}, {env.get('threads')} thread(s)")
     sections = plan(options)
     records: dict[str, SectionRecord] = {}
+    ctx.titles.update({s.key: s.title for s in sections})
     for i, section in enumerate(sections):
         left = sum(s.expected_seconds(options) for s in sections[i:])
         log(f"[{i + 1}/{len(sections)}] {section.title} (about {_fmt_s(section.expected_seconds(options))}; "

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shufflenet.guidelines.judging import HOLDS, INCONCLUSIVE, MIN_BAND, NOT_HOLDS, combine
+from shufflenet.result import Column, Table
 
 
 def ranking(speeds: Mapping[str, float | None]) -> list[str]:
@@ -46,3 +47,11 @@ def count_of(statuses: Sequence[str], status: str = HOLDS) -> int:
 def spread_of(measurement: Mapping[str, Any]) -> float:
     v = measurement.get("relative_iqr")
     return float(v) if isinstance(v, (int, float)) else 0.0
+
+
+def suite_table(result: Any, key: str) -> Table:
+    """A suite's rows as the report shows them: only the columns its ``headers`` name (what the text table of
+    ``shufflenet bench --suite`` shows), its notes below; the JSON keeps every field."""
+    cols = [Column(k, label) for k, label in result.headers.items()]
+    notes = [*result.notes, *result.bench.notes()]
+    return Table(result.title, cols, [dict(r) for r in result.rows], notes, key=key)

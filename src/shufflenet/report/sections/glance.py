@@ -20,9 +20,20 @@ def glance_rows(ctx: ReportContext) -> list[dict[str, Any]]:
     for key, out in ctx.outputs.items():
         rows += [{**c.to_dict(), "section": key} for c in out.claims]
     for key, reason in ctx.not_run.items():
-        rows.append({"key": key, "claim": f"({key})", "paper": "", "here": reason, "verdict": "n/a",
+        rows.append({"key": key, "claim": f"(section: {ctx.titles.get(key, key)})", "paper": "", "here": reason,
+                     "verdict": "n/a",
                      "section": key})
     return rows
+
+
+_PLURAL = {"holds": "hold", "partly holds": "partly hold", "does not hold": "do not hold"}
+
+
+def verdict_count(verdict: str, n: int) -> str:
+    """``3 hold``, ``1 holds``, ``2 are inconclusive``, ``1 is mixed``."""
+    if verdict in _PLURAL:
+        return f"{n} {verdict if n == 1 else _PLURAL[verdict]}"
+    return f"{n} {'is' if n == 1 else 'are'} {verdict}"
 
 
 def run(ctx: ReportContext) -> SectionOutput:
@@ -31,9 +42,9 @@ def run(ctx: ReportContext) -> SectionOutput:
     counts: dict[str, int] = {}
     for r in judged:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "nothing judged"
+    summary = ", ".join(verdict_count(v, n) for v, n in counts.items()) or "nothing judged"
     where = ctx.shared("where", lambda: ctx.options.device)
-    finding = (f"Of the paper's {len(judged)} claims checked on this machine ({where}): {summary}. The paper's "
+    finding = (f"Of the paper's {len(judged)} claim{'' if len(judged) == 1 else 's'} checked on this machine ({where}): {summary}. The paper's "
                "point (Sec. 1): speed depends on the platform, not on FLOPs alone, so a verdict here may differ "
                "from its GPU and ARM ones.")
     return SectionOutput(finding=finding, tables=[Table("The paper's claims and this machine's verdicts", COLUMNS,

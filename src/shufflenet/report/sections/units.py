@@ -12,7 +12,7 @@ from typing import Any
 from shufflenet.report.context import ReportContext
 from shufflenet.report.registry import register
 from shufflenet.report.section import Claim, Section, SectionOutput, timing_entry
-from shufflenet.report.sections._speed import combined, count_of, fastest_status, ranking
+from shufflenet.report.sections._speed import combined, count_of, fastest_status, ranking, suite_table
 from shufflenet.result import Table
 
 V2 = "ShuffleNet v2"
@@ -65,7 +65,7 @@ def run(ctx: ReportContext) -> SectionOutput:
                 ranking({x["model"]: x.get("b1_images_per_s") for x in result.rows
                          if (x["input"], x["c"]) == (r["input"], r["c"])}) for r in table}
     timings = [timing_entry(r.model, r.measurement.relative_iqr, r.measurement.noisy) for r in result.bench.rows]
-    tables = [*result.tables(), Table.from_rows("Fastest unit per cell: the paper's GPU and ARM, and here", table,
+    tables = [suite_table(result, "units"), Table.from_rows("Fastest unit per cell: the paper's GPU and ARM, and here", table,
                                                 key="fastest")]
     return SectionOutput(finding=finding, tables=tables, claims=[claim], rankings=rankings,
                          data={"suite": result.to_dict(), "cells": table}, timings=timings,
