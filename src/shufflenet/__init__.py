@@ -1,23 +1,30 @@
 """shufflenet: ShuffleNet V2/V1 exact to the papers, and the paper's method — FLOPs *and* memory access
-cost (MAC), measured speed, the G1-G4 guideline experiments and model audits — for any PyTorch model."""
+cost (MAC), measured speed, the G1-G4 guideline experiments and model audits — for any PyTorch model — and
+the paper's whole evaluation run on this machine as one report (:func:`run_report`)."""
 
 from shufflenet.cost import CostReport, count_cost
 from shufflenet.measure import Measurement, ProfileReport, measure, profile
 from shufflenet.models import create_model, list_models, load_weights
 from shufflenet.render import render, write_result
+from shufflenet.report import ReportOptions, compare_reports, load_report, run_report, write_report
 
 __version__ = "0.1.0"
 __all__ = [
     "CostReport",
     "Measurement",
     "ProfileReport",
+    "ReportOptions",
     "__version__",
+    "compare_reports",
     "count_cost",
     "create_model",
     "list_models",
+    "load_report",
     "load_weights",
     "measure",
     "profile",
     "render",
+    "run_report",
+    "write_report",
     "write_result",
 ]

@@ -119,20 +119,20 @@ def run(args: argparse.Namespace) -> int:
     return _finish(report, files, log)
 
 
+def glance_lines(report: Any) -> list[str]:
+    """At a glance in a terminal: one line per claim, its verdict first."""
+    rows = []
+    for s in report.sections:
+        if s.key == "glance" and s.tables:
+            rows = s.tables[0].rows
+    width = max((len(str(r.get("verdict", ""))) for r in rows), default=0)
+    return [f"  {str(r.get('verdict', '')):<{width}}  {r.get('claim', '')}" for r in rows]
+
+
 def _finish(report: Any, files: list[Path], log: Any) -> int:
-    from shufflenet.render import render
-    from shufflenet.result import ResultBase
-
-    glance = next((s for s in report.sections if s.key == "glance" and s.tables), None)
-    if glance is not None:
-        class _Glance(ResultBase):
-            def to_dict(self) -> dict[str, Any]:
-                return {}
-
-            def tables(self) -> list[Any]:
-                return glance.tables
-
-        sys.stdout.write(render(_Glance(), "table") + "\n")
+    lines = glance_lines(report)
+    if lines:
+        sys.stdout.write(f"At a glance ({report.where()}):\n" + "\n".join(lines) + "\n")
     html = next(p for p in files if p.name.endswith(".html"))
     sys.stdout.write(f"report: {html} (+ {len(files) - 1} files beside it; took {report.wall_s:.0f} s)\n")
     if report.failed:  # said even with --quiet: it is why the exit code is 1
@@ -150,8 +150,8 @@ def _rerender(args: argparse.Namespace, log: Any) -> int:
     out = Path(args.out_dir) if args.out_dir else default_out_dir(
         f"{report.environment.get('device') or 'cpu'}-rerendered")
     check_out_dir(out, inputs=[args.from_report])
+    log(f"re-rendering {args.from_report} (measured {report.created}) without measuring")
     files = write_report(report, out)
-    log(f"re-rendered {args.from_report} (measured {report.created}) without measuring")
     return _finish(report, files, log)
 
 

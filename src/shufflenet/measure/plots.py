@@ -62,7 +62,7 @@ def mpl_figure(size: tuple[float, float], dpi: int = 100) -> Any:
     return fig
 
 
-def _bar(ax: Any, y: float, parts: list[tuple[str, float, str]]) -> None:
+def stacked_bar(ax: Any, y: float, parts: list[tuple[str, float, str]]) -> None:
     left = 0.0
     for label, pct, color in parts:
         if pct <= 0:
@@ -103,7 +103,7 @@ def draw_breakdown(fig: Any, report: ProfileReport) -> None:
                  for c in optypes.PAPER_CATEGORIES]
         rows.append((f"paper Fig. 2\n{pie.platform}", parts))
     for i, (_, parts) in enumerate(rows):
-        _bar(ax, len(rows) - 1 - i, parts)
+        stacked_bar(ax, len(rows) - 1 - i, parts)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
     ax.set_xlim(0, 100)

@@ -265,8 +265,9 @@ def finding(reports: Mapping[str, Mapping[str, ProfileReport]], artefacts: Seque
 def draw_model(fig: Any, name: str, layouts: Mapping[str, ProfileReport]) -> None:
     """One model's breakdown: a 100%-stacked bar per layout measured here (the buckets of
     :func:`shufflenet.measure.plots.draw_breakdown`), then the paper's Fig. 2 GPU and ARM pies."""
-    from shufflenet.measure.plots import COLORS, PAPER_COLORS, PAPER_LABELS, _bar
+    from shufflenet.measure.plots import COLORS, PAPER_COLORS, PAPER_LABELS, stacked_bar
 
+    fig.set_layout_engine("constrained")  # room for the legend below the axes, whatever the bar count
     ax = fig.add_subplot(1, 1, 1)
     rows: list[tuple[str, list[tuple[str, float, str]]]] = []
     for lay, r in layouts.items():
@@ -279,7 +280,7 @@ def draw_model(fig: Any, name: str, layouts: Mapping[str, ProfileReport]) -> Non
                      [(PAPER_LABELS.get(c, c), float(pie.percent.get(c) or 0.0), PAPER_COLORS[c])
                       for c in optypes.PAPER_CATEGORIES]))
     for i, (_, parts) in enumerate(rows):
-        _bar(ax, len(rows) - 1 - i, parts)
+        stacked_bar(ax, len(rows) - 1 - i, parts)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
     ax.set_xlim(0, 100)
@@ -291,10 +292,8 @@ def draw_model(fig: Any, name: str, layouts: Mapping[str, ProfileReport]) -> Non
     seen: dict[str, Any] = {}
     for h, lab in zip(handles, labels, strict=True):
         seen.setdefault(lab, h)
-    ax.legend(seen.values(), seen.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=5, fontsize=7,
-              frameon=False)
+    fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=5, fontsize=7, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
 
 
 def figures(reports: Mapping[str, Mapping[str, ProfileReport]]) -> list[Figure]:
@@ -331,7 +330,7 @@ def profile_all(ctx: ReportContext) -> dict[str, dict[str, ProfileReport]]:
     jobs = [(lay, name) for lay in LAYOUTS for name, _ in MODELS]
     reports: dict[str, dict[str, ProfileReport]] = {lay: {} for lay in LAYOUTS}
     for lay, name in ctx.progress(jobs, "Fig. 2 profiles", len(jobs)):
-        ctx.log(f"fig2: profiling {name} ({LAYOUT_LABELS[lay]})")
+        ctx.log(f"    profiling {name} ({LAYOUT_LABELS[lay]})")
         reports[lay][name] = profile(create_model(name), (1, 3, side, side), device=ctx.options.device,
                                      threads=ctx.options.threads, memory_format=lay, repeats=s["repeats"],
                                      warmup=s["warmup"], min_run_time=s["min_run_time"], ceilings="cached",

@@ -317,7 +317,7 @@ def _evaluate(ctx: ReportContext, record: RunRecord) -> tuple[EvalReport | None,
                                     f"{dataset} has {data.num_classes} classes"]
     loader = make_loader(data.val, EVAL_BATCH, ShardSampler(n), workers=0, device=device)
     threads = resolve_threads(ctx.options.threads, device)
-    ctx.log(f"training: evaluating {weights} on {n} {dataset} test images")
+    ctx.log(f"    evaluating {weights} on {n} {dataset} test images")
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
