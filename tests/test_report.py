@@ -198,11 +198,24 @@ def test_bad_out_is_a_one_line_error(tmp_path, capsys):
     (["--sections", ","], "--sections is empty"),
     (["--threads", "0"], "expected an integer"),
     (["--quick", "--full"], "not allowed with argument"),
+    (["--train-run", "/nonexistent/run"], "training run directory not found"),
+    (["--from", "/nonexistent/report.json"], "no such report"),
+    (["--from", "a.json", "--compare", "a.json", "b.json"], "two different commands"),
 ])
 def test_bad_arguments_exit_2(argv, message, tmp_path, capsys):
     assert main(["report", *argv, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_cuda_without_cuda_is_bad_input(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["report", "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "no CUDA device is available" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -290,3 +303,14 @@ def test_check_out_dir_refuses_a_directory_with_report_files(tmp_path):
     (tmp_path / "fig_x_0_y.png").write_bytes(PNG_MAGIC)
     with pytest.raises(UserInputError, match="already holds a report"):
         check_out_dir(tmp_path)
+
+
+def test_ctrl_c_writes_nothing(fake_sections, tmp_path, capsys):
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    fake_sections(_speed_section("fast", "holds"), Section("stop", "Ctrl-C here", 94, interrupted))
+    out = tmp_path / "r"
+    assert main(["--quiet", "report", "--sections", "fast,stop", "--out", str(out)]) == 130
+    assert "interrupted; no report written" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.iterdir())

@@ -27,8 +27,10 @@ SUBCOMMANDS = ("models", "cost", "bench", "profile", "guidelines", "train", "eva
 
 DESCRIPTION = ("ShuffleNet V2 and V1 built exactly to the papers, and the ShuffleNet V2 paper's method for "
                "any PyTorch model: FLOPs and memory access cost (MAC), measured speed on this machine, "
-               "the G1-G4 guideline experiments, training, evaluation and prediction.")
+               "the G1-G4 guideline experiments, training, evaluation and prediction, and the paper's whole "
+               "evaluation run on this machine as one report.")
 EPILOG = """examples:
+  shufflenet report --quick                          # the paper's evaluation on this machine: HTML/MD/JSON
   shufflenet models                                  # the registry next to the papers' FLOPs (Table 5)
   shufflenet cost shufflenet_v2_x1_0 --by stage      # FLOPs and MAC per stage
   shufflenet bench shufflenet_v2_x1_0 mobilenet_v1_x1_0 --out bench.json

@@ -112,8 +112,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out_dir) if args.out_dir else default_out_dir(f"{args.device}-{args.mode}")
     check_out_dir(out)
     log(f"shufflenet report ({args.mode}) -> {out}")
-    report = run_report(options, progress=lambda it, desc, total: progress(it, desc, quiet, total), log=log,
-                        command=getattr(args, "argv", None))
+    try:
+        report = run_report(options, progress=lambda it, desc, total: progress(it, desc, quiet, total), log=log,
+                            command=getattr(args, "argv", None))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"shufflenet: interrupted; no report written ({out} is as it was)\n")
+        raise SystemExit(130) from None
     check_out_dir(out)  # nothing appeared there while the report ran
     files = write_report(report, out)
     return _finish(report, files, log)

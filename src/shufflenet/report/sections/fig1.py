@@ -135,7 +135,7 @@ def run(ctx: ReportContext) -> SectionOutput:
                f"{max(x for x in ratios if x is not None):g}x at equal FLOPs.")
     tables = [suite_table(result, "fig1"),
               Table.from_rows("Fastest family at each FLOPs level: the paper's GPU and ARM, and here", levels,
-                              key="fastest",
+                              key="fig1_fastest",
                               notes=["'v2 fastest' = ShuffleNet v2 beats the fastest other family by more than "
                                      f"the measured spreads (at least {MIN_BAND:.0%}): holds / does not hold / "
                                      "inconclusive", "a family's speed at a level is its fastest row there"])]

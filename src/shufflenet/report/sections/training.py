@@ -215,7 +215,7 @@ def _accuracy_table(record: RunRecord, best: tuple[int, float, str] | None,
     note = "val = the run's validation set (Fashion-MNIST: its test split, or the --holdout images)"
     if f.get("bn_recalibration_batches"):
         note += "; final = after the run's BN recalibration (the weights of model.pt)"
-    return Table(f"training {r.model_name}: accuracy", [Column("item"), Column("value", fmt=".4g"),
+    return Table(f"training {r.model_name}: accuracy", [Column("item"), Column("value", fmt=".6g"),
                                                         Column("unit")], rows, key="train_accuracy",
                  notes=[note])
 

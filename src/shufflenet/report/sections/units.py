@@ -66,7 +66,7 @@ def run(ctx: ReportContext) -> SectionOutput:
                          if (x["input"], x["c"]) == (r["input"], r["c"])}) for r in table}
     timings = [timing_entry(r.model, r.measurement.relative_iqr, r.measurement.noisy) for r in result.bench.rows]
     tables = [suite_table(result, "units"), Table.from_rows("Fastest unit per cell: the paper's GPU and ARM, and here", table,
-                                                key="fastest")]
+                                                key="units_fastest")]
     return SectionOutput(finding=finding, tables=tables, claims=[claim], rankings=rankings,
                          data={"suite": result.to_dict(), "cells": table}, timings=timings,
                          notes=list(result.conventions()))
