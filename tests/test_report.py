@@ -19,7 +19,7 @@ from shufflenet.report import registry, selection
 from shufflenet.report.context import ReportContext, ReportOptions
 from shufflenet.report.document import FORMAT_VERSION, load_report
 from shufflenet.report.runner import run_report
-from shufflenet.report.section import Claim, Section, SectionOutput, SectionUnavailable, timing_entry
+from shufflenet.report.section import Claim, Section, SectionOutput, SectionUnavailable, ranked, timing_entry
 from shufflenet.report.writer import check_out_dir, write_report
 from shufflenet.result import Figure, Table
 
@@ -31,7 +31,7 @@ def _draw(fig) -> None:
     ax.plot([1, 2, 3], [3, 1, 2])
 
 
-def _speed_section(key: str, verdict: str, order: int = 91, ranking: list[str] | None = None) -> Section:
+def _speed_section(key: str, verdict: str, order: int = 91, speeds: dict[str, float] | None = None) -> Section:
     def run(ctx: ReportContext) -> SectionOutput:
         return SectionOutput(
             finding=f"The paper: A beats B. Here: {verdict}.",
@@ -39,7 +39,7 @@ def _speed_section(key: str, verdict: str, order: int = 91, ranking: list[str] |
                                     key=key)],
             figures=[Figure(f"{key} plot", _draw, key="plot", size=(3, 2), dpi=50)],
             claims=[Claim(f"{key}-claim", "A is faster than B", "2x on GPU", "1.7x", verdict)],
-            rankings={f"{key} by speed": ranking or ["a", "b"]},
+            rankings={f"{key} by speed": ranked(speeds or {"a": 12.5, "b": 7.25}, {"a": 0.02, "b": 0.02})},
             data={"speeds": {"a": 12.5, "b": 7.25}}, timings=[timing_entry("a", 0.02, False)])
 
     return Section(key, f"Fake {key}", order, run, estimate_s=lambda o: 0.1)
@@ -269,9 +269,9 @@ def test_not_a_report_is_refused(content, message, tmp_path, capsys):
 
 
 def test_compare_lists_every_verdict_and_ranking_that_differs(fake_sections, tmp_path, capsys):
-    fake_sections(_speed_section("fast", "holds", ranking=["a", "b"]))
+    fake_sections(_speed_section("fast", "holds"))
     assert main(["--quiet", "report", "--sections", "fast", "--out", str(tmp_path / "a")]) == 0
-    fake_sections(_speed_section("fast", "does not hold", ranking=["b", "a"]))
+    fake_sections(_speed_section("fast", "does not hold", speeds={"a": 7.0, "b": 12.0}))
     assert main(["--quiet", "report", "--sections", "fast", "--out", str(tmp_path / "b")]) == 0
     capsys.readouterr()
     out = tmp_path / "cmp"
@@ -279,10 +279,11 @@ def test_compare_lists_every_verdict_and_ranking_that_differs(fake_sections, tmp
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "verdict fast-claim: A holds / B does not hold" in text
-    assert "ranking fast by speed: A a > b / B b > a" in text
+    assert "ranking fast by speed: a > b in A, b > a in B" in text
     d = json.loads((out / "compare.json").read_text())
     assert [r["key"] for r in d["differences"]["verdicts"]] == ["fast-claim"]
     assert [r["ranking"] for r in d["differences"]["rankings"]] == ["fast by speed"]
+    assert [r["ranking"] for r in d["differences"]["reversals"]] == ["fast by speed"]
     page = (out / "compare.html").read_text()
     assert page.count('class="side-by-side"') >= 3 and page.count("data:image/png;base64,") == 2
     assert main(["--quiet", "report", "--compare", str(tmp_path / "a"), str(tmp_path / "a")]) == 2
@@ -314,3 +315,15 @@ def test_ctrl_c_writes_nothing(fake_sections, tmp_path, capsys):
     assert main(["--quiet", "report", "--sections", "fast,stop", "--out", str(out)]) == 130
     assert "interrupted; no report written" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_reversals_count_only_beyond_the_noise():
+    from shufflenet.report.compare import reversals
+
+    a = ranked({"x": 100.0, "y": 80.0, "z": 50.0}, {"x": 0.02, "y": 0.02, "z": 0.02})
+    b_within = ranked({"y": 100.0, "x": 98.0, "z": 50.0}, {"x": 0.02, "y": 0.02, "z": 0.02})
+    b_beyond = ranked({"y": 100.0, "x": 70.0, "z": 50.0}, {"x": 0.02, "y": 0.02, "z": 0.02})
+    b_noisy = ranked({"y": 100.0, "x": 70.0, "z": 50.0}, {"x": 0.4, "y": 0.4, "z": 0.02})
+    assert reversals(a, b_within) == []  # y ahead of x by 2%: within the 5% band
+    assert reversals(a, b_beyond) == ["x > y in A, y > x in B"]
+    assert reversals(a, b_noisy) == []  # B's spreads swallow the reversal

@@ -215,10 +215,11 @@ def test_finding_claim_and_ranking_follow_the_rule(run_output) -> None:
     coverages = {n: out.data["profiles"][free][n]["coverage"]["ratio"] for n in fig2.FIG2_MODELS}
     assert claim.verdict == fig2.claim_verdict(shares, coverages)
     assert f"{shares['shufflenet_v1_g3_x1_0']:.0f}%" in claim.here
-    ranked = out.rankings["fig2 non-conv share"]
+    ranked = [r.label for r in out.rankings["fig2 non-conv share"]]
     by_label = {fig2._label(n): v for n, v in out.data["non_conv_pct"][free].items()}
     assert sorted(ranked) == sorted(by_label) and [by_label[m] for m in ranked] == sorted(by_label.values(),
                                                                                           reverse=True)
+    assert [r.value for r in out.rankings["fig2 non-conv share"]] == sorted(by_label.values(), reverse=True)
 
 
 def test_figures(run_output) -> None:

@@ -115,7 +115,9 @@ def test_guidelines_section_runs_for_real(monkeypatch):
     assert len(out.figures) == 4 and "Here (ARM channel set, batch 1, x1 columns only)" in out.finding
     assert set(out.rankings) == {"G1 x1: rows by speed", "G2 x1: rows by speed", "G3 x1: rows by speed",
                                  "G4 x1: rows by speed"}
-    assert sorted(out.rankings["G2 x1: rows by speed"]) == ["g=1", "g=2", "g=4", "g=8"]
+    g2 = out.rankings["G2 x1: rows by speed"]
+    assert sorted(r.label for r in g2) == ["g=1", "g=2", "g=4", "g=8"]
+    assert [r.value for r in g2] == sorted((r.value for r in g2), reverse=True) and all(r.spread >= 0 for r in g2)
     assert len(out.timings) == 4 + 4 + 5 + 4  # every row of Tables 1-4 at x1
 
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shufflenet.guidelines.judging import MIN_BAND
 from shufflenet.render import RESULT_CSS, html_document, table_to_markdown, to_json
 from shufflenet.report.document import Report, SectionRecord
 from shufflenet.report.layout import PAGE_CSS, section_html, table_html
+from shufflenet.report.section import Ranked
 from shufflenet.report.writer import draw_figures, report_files, write_files
 from shufflenet.result import ResultBase, Table
 
@@ -35,8 +37,37 @@ def _verdicts(report: Report) -> dict[str, tuple[str, str, str]]:
     return out
 
 
-def _rankings(report: Report) -> dict[str, list[str]]:
+def _rankings(report: Report) -> dict[str, list[Ranked]]:
     return {k: v for s in report.sections for k, v in s.rankings.items()}
+
+
+def _order(entries: list[Ranked] | None) -> str:
+    return " > ".join(r.label for r in entries) if entries else MISSING
+
+
+def _beats(x: Ranked, y: Ranked, min_band: float) -> int:
+    """+1 when ``x`` ranks above ``y`` beyond the band (their relative spreads added, at least
+    ``min_band``), -1 when below, 0 when within it."""
+    if x.value <= 0 or y.value <= 0:
+        return 0
+    band = max(min_band, x.spread + y.spread)
+    ratio = x.value / y.value
+    return 1 if ratio > 1 + band else -1 if ratio < 1 / (1 + band) else 0
+
+
+def reversals(a: list[Ranked], b: list[Ranked], min_band: float = MIN_BAND) -> list[str]:
+    """The pairs ranked one way in ``a`` and the other way in ``b``, each beyond its own report's noise
+    (as the guideline verdicts judge a difference): ``"x > y in A, y > x in B"``."""
+    ea, eb = {r.label: r for r in a}, {r.label: r for r in b}
+    common = [r.label for r in a if r.label in eb]
+    out = []
+    for i, x in enumerate(common):
+        for y in common[i + 1:]:
+            sa, sb = _beats(ea[x], ea[y], min_band), _beats(eb[x], eb[y], min_band)
+            if sa and sb and sa != sb:
+                hi, lo = (x, y) if sa > 0 else (y, x)
+                out.append(f"{hi} > {lo} in A, {lo} > {hi} in B")
+    return out
 
 
 def _machine_row(report: Report) -> dict[str, Any]:
@@ -68,7 +99,13 @@ class Comparison(ResultBase):
 
     @property
     def ranking_differences(self) -> list[dict[str, Any]]:
+        """Rankings whose order differs at all (within the noise included)."""
         return [r for r in self.rankings if r["differs"]]
+
+    @property
+    def ranking_reversals(self) -> list[dict[str, Any]]:
+        """Rankings where some pair is reversed beyond both reports' noise."""
+        return [r for r in self.rankings if r["differs"] and r["beyond noise"]]
 
     def machines_table(self) -> Table:
         rows = [{"report": "A", "file": self.labels[0], **_machine_row(self.a)},
@@ -79,26 +116,34 @@ class Comparison(ResultBase):
         verdicts = Table.from_rows("Verdicts, A beside B (every claim of either report)", self.verdicts,
                                    key="verdicts",
                                    notes=[f"{len(self.verdict_differences)} of {len(self.verdicts)} verdicts differ"])
-        ranks = Table.from_rows("Rankings that differ (fastest first)", self.ranking_differences or [
-            {"ranking": "(none)", "A": "", "B": "", "differs": False}], key="rankings",
-            notes=[f"{len(self.ranking_differences)} of {len(self.rankings)} rankings differ"])
+        rows = [{k: v for k, v in r.items() if k != "differs"} for r in self.ranking_differences]
+        ranks = Table.from_rows("Rankings that differ (highest first)", rows or [
+            {"ranking": "(none)", "A": "", "B": "", "beyond noise": ""}], key="rankings",
+            notes=[f"{len(self.ranking_differences)} of {len(self.rankings)} rankings differ in order; "
+                   f"{len(self.ranking_reversals)} of them reverse a pair beyond both reports' noise (the "
+                   f"pair's relative spreads added, at least {MIN_BAND:.0%}); the rest differ within the noise"])
         return [self.machines_table(), verdicts, ranks]
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "shufflenet-report-comparison", "format_version": 1, "a": self.labels[0],
                 "b": self.labels[1], "machines": self.machines_table().rows, "verdicts": self.verdicts,
                 "rankings": self.rankings,
-                "differences": {"verdicts": self.verdict_differences, "rankings": self.ranking_differences}}
+                "differences": {"verdicts": self.verdict_differences, "rankings": self.ranking_differences,
+                                "reversals": self.ranking_reversals}}
 
     def summary_text(self) -> str:
         lines = [f"A: {self.labels[0]} ({self.a.where()}, {self.a.environment.get('threads')} thread(s))",
                  f"B: {self.labels[1]} ({self.b.where()}, {self.b.environment.get('threads')} thread(s))",
-                 f"{len(self.verdict_differences)} of {len(self.verdicts)} verdicts and "
-                 f"{len(self.ranking_differences)} of {len(self.rankings)} rankings differ"]
+                 f"{len(self.verdict_differences)} of {len(self.verdicts)} verdicts differ; "
+                 f"{len(self.ranking_differences)} of {len(self.rankings)} rankings differ in order, "
+                 f"{len(self.ranking_reversals)} beyond the noise"]
         for r in self.verdict_differences:
             lines.append(f"  verdict {r['key']}: A {r['A']} / B {r['B']}  ({r['claim']})")
+        for r in self.ranking_reversals:
+            lines.append(f"  ranking {r['ranking']}: {r['beyond noise']}")
         for r in self.ranking_differences:
-            lines.append(f"  ranking {r['ranking']}: A {r['A']} / B {r['B']}")
+            if not r["beyond noise"]:
+                lines.append(f"  ranking {r['ranking']} (within the noise): A {r['A']} / B {r['B']}")
         return "\n".join(lines)
 
     def sections(self) -> list[tuple[str, SectionRecord | None, SectionRecord | None]]:
@@ -133,8 +178,10 @@ def compare_reports(a: Report, b: Report, labels: tuple[str, str] = ("A", "B")) 
     rankings = []
     for key in dict.fromkeys([*ka, *kb]):
         oa, ob = ka.get(key), kb.get(key)
-        rankings.append({"ranking": key, "A": " > ".join(oa) if oa else MISSING,
-                         "B": " > ".join(ob) if ob else MISSING, "differs": oa != ob})
+        flips = reversals(oa, ob) if oa and ob else []
+        rankings.append({"ranking": key, "A": _order(oa), "B": _order(ob),
+                         "differs": [r.label for r in oa or []] != [r.label for r in ob or []],
+                         "beyond noise": "; ".join(flips) if flips else ("" if oa and ob else "only in one report")})
     return Comparison(a, b, labels, verdicts, rankings)
 
 
@@ -144,16 +191,17 @@ def comparison_html(cmp: Comparison, pngs: tuple[dict[str, bytes], dict[str, byt
     diffs = "".join(f"<li><strong>{e(r['key'])}</strong> ({e(r['claim'])}): A <em>{e(r['A'])}</em> "
                     f"({e(r['A here'])}), B <em>{e(r['B'])}</em> ({e(r['B here'])})</li>"
                     for r in cmp.verdict_differences) or "<li>no verdict differs</li>"
-    rdiffs = "".join(f"<li><strong>{e(r['ranking'])}</strong>: A {e(r['A'])}; B {e(r['B'])}</li>"
-                     for r in cmp.ranking_differences) or "<li>no ranking differs</li>"
+    rdiffs = "".join(f"<li><strong>{e(r['ranking'])}</strong>: {e(r['beyond noise'])}</li>"
+                     for r in cmp.ranking_reversals) or "<li>no ranking is reversed beyond the noise</li>"
     parts = [f"<style>{RESULT_CSS}\n{PAGE_CSS}\n{COMPARE_CSS}</style>", '<div class="page">',
              f"<header><h1>{e(title)}</h1>",
              f'<p class="meta">A = {e(cmp.labels[0])}; B = {e(cmp.labels[1])}</p></header>',
              '<section class="report-section" id="sec-differences"><h2>What differs</h2>',
              f'<p class="finding">{len(cmp.verdict_differences)} of {len(cmp.verdicts)} verdicts and '
-             f'{len(cmp.ranking_differences)} of {len(cmp.rankings)} rankings differ between the two platforms. '
+             f'{len(cmp.ranking_reversals)} of {len(cmp.rankings)} rankings are reversed beyond the noise between '
+             "the two platforms (the table lists every ranking whose order differs). "
              "The paper's point (Sec. 1): speed depends on the platform, not on FLOPs alone.</p>",
-             f"<h3>Verdicts</h3><ul>{diffs}</ul><h3>Rankings</h3><ul>{rdiffs}</ul>",
+             f"<h3>Verdicts</h3><ul>{diffs}</ul><h3>Rankings reversed beyond the noise</h3><ul>{rdiffs}</ul>",
              '<div class="shufflenet-result">', *(table_html(t) for t in cmp.tables()), "</div></section>"]
     for key, sa, sb in cmp.sections():
         title_s = (sa or sb).title  # type: ignore[union-attr]

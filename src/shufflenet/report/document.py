@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shufflenet.errors import UserInputError
-from shufflenet.report.section import Claim
+from shufflenet.report.section import Claim, Ranked
 from shufflenet.result import Figure, FigureUnavailable, ResultBase, Table, json_safe
 
 FORMAT = "shufflenet-report"
@@ -47,7 +47,7 @@ class SectionRecord:
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
-    rankings: dict[str, list[str]] = field(default_factory=dict)
+    rankings: dict[str, list[Ranked]] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: list[dict[str, Any]] = field(default_factory=list)
@@ -71,7 +71,7 @@ class SectionRecord:
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "title": self.title, "order": self.order, "status": self.status,
                 "finding": self.finding, "headlines": list(self.headlines),
-                "claims": [c.to_dict() for c in self.claims], "rankings": json_safe(self.rankings),
+                "claims": [c.to_dict() for c in self.claims], "rankings": {k: [r.to_dict() for r in v] for k, v in self.rankings.items()},
                 "tables": [t.to_dict() for t in self.tables],
                 "figures": [{"key": f.key, "title": f.title, "file": figure_file(self.key, i, f.key),
                              "size": list(f.size)} for i, f in enumerate(self.figures)],
@@ -89,7 +89,7 @@ class SectionRecord:
                    finding=str(d.get("finding") or ""), headlines=[str(h) for h in d.get("headlines") or []],
                    tables=[Table.from_dict(t) for t in d.get("tables") or []], figures=figures,
                    claims=[Claim.from_dict(c) for c in d.get("claims") or []],
-                   rankings={str(k): [str(x) for x in v] for k, v in (d.get("rankings") or {}).items()},
+                   rankings={str(k): [Ranked.from_dict(x) for x in v] for k, v in (d.get("rankings") or {}).items()},
                    data=dict(d.get("data") or {}), notes=[str(n) for n in d.get("notes") or []],
                    timings=list(d.get("timings") or []), reason=str(d.get("reason") or ""),
                    error=str(d.get("error") or ""), traceback=str(d.get("traceback") or ""),

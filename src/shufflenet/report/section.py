@@ -3,7 +3,7 @@ what it needs and returns a :class:`SectionOutput` built from other packages' re
 
 A section opens with its **finding**: the paper's result and this machine's, in one sentence with numbers.
 Its **claims** feed the "At a glance" table and ``--compare`` (a verdict per claim); its **rankings**
-(ordered labels, fastest first) let ``--compare`` list every ranking that differs between two machines.
+(:class:`Ranked` entries, fastest first, with their spreads) let ``--compare`` list every ranking that differs between two machines.
 A section that cannot run here raises :class:`SectionUnavailable` with the reason; any other exception is
 shown inside the section while the others still run.
 """
@@ -52,6 +52,31 @@ class Claim:
         return cls(str(d["key"]), str(d["claim"]), str(d["paper"]), str(d["here"]), str(d["verdict"]))
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One entry of a ranking: a row's label, the value it is ranked by (a speed, a share) and that value's
+    relative spread (IQR / median; 0 when not measured), so ``--compare`` can tell a reversal beyond the
+    noise from one within it."""
+
+    label: str
+    value: float
+    spread: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "value": self.value, "spread": self.spread}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Ranked:
+        return cls(str(d["label"]), float(d["value"]), float(d.get("spread") or 0.0))
+
+
+def ranked(values: Mapping[str, float | None], spreads: Mapping[str, float] | None = None) -> list[Ranked]:
+    """``values`` as a ranking, highest first (labels without a value left out)."""
+    sp = spreads or {}
+    order = sorted(((k, v) for k, v in values.items() if v is not None), key=lambda kv: -kv[1])
+    return [Ranked(k, float(v), float(sp.get(k) or 0.0)) for k, v in order]
+
+
 @dataclass
 class SectionOutput:
     """What a section produced: its finding sentence, tables, figures, claims, rankings and raw data.
@@ -65,7 +90,7 @@ class SectionOutput:
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
-    rankings: dict[str, list[str]] = field(default_factory=dict)
+    rankings: dict[str, list[Ranked]] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: list[dict[str, Any]] = field(default_factory=list)

@@ -16,7 +16,7 @@ from typing import Any
 from shufflenet.guidelines.judging import HOLDS, INCONCLUSIVE, MIN_BAND, NOT_HOLDS
 from shufflenet.report.context import ReportContext
 from shufflenet.report.registry import register
-from shufflenet.report.section import Claim, Section, SectionOutput, timing_entry
+from shufflenet.report.section import Claim, Section, SectionOutput, ranked, timing_entry
 from shufflenet.report.sections._speed import combined, count_of, fastest_status, ranking, suite_table
 from shufflenet.result import Table
 
@@ -125,9 +125,9 @@ def run(ctx: ReportContext) -> SectionOutput:
         "(Sec. 1, Fig. 1)", "fastest/slowest family at equal FLOPs on ARM: " + "/".join(f"{x:g}x" for x in arm_ratios),
         "at batch 1: " + "/".join(f"{x:g}x" for x in ratios if x is not None), flops_status)
 
-    rankings = {f"Fig. 1 {r['FLOPs level']} b{b}: families by speed":
-                ranking(_family_speeds(rows, r["FLOPs level"], "b1_images_per_s" if b == 1
-                                       else f"b{b}_batches_per_s")) for r in levels for b in BATCHES}
+    rankings = {f"Fig. 1 {level} b{b}: families by speed":
+                ranked(_family_speeds(rows, level, "b1_images_per_s" if b == 1 else f"b{b}_batches_per_s"),
+                       _family_spreads(rows, spreads, level, b)) for level in LEVELS for b in BATCHES}
     here = ", ".join(f"{r['FLOPs level']} {r['here b1 fastest']}" for r in levels)
     finding = (f"The paper (Table 8): ShuffleNet v2 is the fastest at all four FLOPs levels on ARM (batch 1) "
                f"and MobileNet v1 on GPU (batch 8); at equal FLOPs the families differ by up to "

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from shufflenet.measure import optypes
 from shufflenet.report.context import ReportContext, ReportOptions
 from shufflenet.report.registry import register
-from shufflenet.report.section import Claim, Section, SectionOutput, timing_entry
+from shufflenet.report.section import Claim, Section, SectionOutput, ranked, timing_entry
 from shufflenet.result import Figure, Table
 
 if TYPE_CHECKING:
@@ -428,7 +428,8 @@ def run(ctx: ReportContext) -> SectionOutput:
     return SectionOutput(
         finding=finding(reports, artefacts, free, device),
         tables=[comparison, *([artefact_table] if artefacts else []), summary], figures=figures(reports), claims=[claim],
-        rankings={"fig2 non-conv share": [_label(n) for n in ranking]}, data=data, notes=notes, timings=timings)
+        rankings={"fig2 non-conv share": ranked({_label(n): non_conv_share(reports[free][n].paper_percent())
+                                                 for n in ranking})}, data=data, notes=notes, timings=timings)
 
 
 def _estimate(options: ReportOptions) -> float:

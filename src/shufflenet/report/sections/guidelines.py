@@ -10,8 +10,7 @@ from typing import Any
 
 from shufflenet.report.context import ReportContext
 from shufflenet.report.registry import register
-from shufflenet.report.section import Claim, Section, SectionOutput, timing_entry
-from shufflenet.report.sections._speed import ranking
+from shufflenet.report.section import Claim, Ranked, Section, SectionOutput, ranked, timing_entry
 
 # What each guideline claims (Sec. 2), for the "At a glance" table.
 CLAIMS = {
@@ -54,11 +53,13 @@ def run(ctx: ReportContext) -> SectionOutput:
     verdicts = list(result.verdicts)
     claims = [Claim(v.guideline, CLAIMS.get(v.guideline, v.claim), _paper_text(v),
                     ", ".join(c.effect_str for c in v.columns), v.status) for v in verdicts]
-    rankings: dict[str, list[str]] = {}
+    rankings: dict[str, list[Ranked]] = {}
     timings = []
     for t in result.results:
         for m in t.multipliers:
-            rankings[f"{t.name} x{m}: rows by speed"] = ranking({r.spec.label: r.images_per_s for r in t.column(m)})
+            col = t.column(m)
+            rankings[f"{t.name} x{m}: rows by speed"] = ranked({r.spec.label: r.images_per_s for r in col},
+                                                               {r.spec.label: r.spread for r in col})
         timings += [timing_entry(f"{t.name} {r.spec.label} x{r.spec.column}", r.spread, r.noisy) for r in t.rows]
     columns = "x1 columns only" if o.quick else "all columns"
     finding = (f"The paper finds all four guidelines on GPU and ARM (Tables 1-4). Here ({opts.channels.upper()} "

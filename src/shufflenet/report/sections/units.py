@@ -11,7 +11,7 @@ from typing import Any
 
 from shufflenet.report.context import ReportContext
 from shufflenet.report.registry import register
-from shufflenet.report.section import Claim, Section, SectionOutput, timing_entry
+from shufflenet.report.section import Claim, Section, SectionOutput, ranked, timing_entry
 from shufflenet.report.sections._speed import combined, count_of, fastest_status, ranking, suite_table
 from shufflenet.result import Table
 
@@ -61,9 +61,13 @@ def run(ctx: ReportContext) -> SectionOutput:
                f"and input size, on GPU ({paper_gpu}/{len(table)}) and ARM ({paper_arm}/{len(table)}). Here, at "
                f"batch 1: fastest in {count_of(statuses)} of {len(table)} cells, at "
                + (f"{min(margins):.2f}-{max(margins):.2f}x the next fastest unit." if margins else "no speed."))
-    rankings = {f"units {r['input']} c={r['c']}: by speed":
-                ranking({x["model"]: x.get("b1_images_per_s") for x in result.rows
-                         if (x["input"], x["c"]) == (r["input"], r["c"])}) for r in table}
+    rankings = {}
+    for r in table:
+        cell = [x for x in result.rows if (x["input"], x["c"]) == (r["input"], r["c"])]
+        side = r["input"].split("x")[0]
+        rankings[f"units {r['input']} c={r['c']}: by speed"] = ranked(
+            {x["model"]: x.get("b1_images_per_s") for x in cell},
+            {x["model"]: spreads.get(f"{x['model']} c={x['c']} @{side}", 0.0) for x in cell})
     timings = [timing_entry(r.model, r.measurement.relative_iqr, r.measurement.noisy) for r in result.bench.rows]
     tables = [suite_table(result, "units"), Table.from_rows("Fastest unit per cell: the paper's GPU and ARM, and here", table,
                                                 key="units_fastest")]
