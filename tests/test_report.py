@@ -327,3 +327,18 @@ def test_reversals_count_only_beyond_the_noise():
     assert reversals(a, b_within) == []  # y ahead of x by 2%: within the 5% band
     assert reversals(a, b_beyond) == ["x > y in A, y > x in B"]
     assert reversals(a, b_noisy) == []  # B's spreads swallow the reversal
+
+
+def test_without_matplotlib_the_report_says_so(fake_sections, tmp_path, monkeypatch):
+    import sys
+
+    fake_sections(_speed_section("fast", "holds"))
+    report = run_report(ReportOptions(sections=("fast",)))
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import now fails
+    files = write_report(report, tmp_path / "r")
+    assert not [p for p in files if p.suffix == ".png"]
+    note = "not drawn: matplotlib is not installed"
+    assert note in (tmp_path / "r" / "report.html").read_text()
+    assert note in (tmp_path / "r" / "report.md").read_text()
+    d = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert next(s for s in d["sections"] if s["key"] == "fast")["status"] == "ok"
