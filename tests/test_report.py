@@ -342,3 +342,17 @@ def test_without_matplotlib_the_report_says_so(fake_sections, tmp_path, monkeypa
     assert note in (tmp_path / "r" / "report.md").read_text()
     d = json.loads((tmp_path / "r" / "report.json").read_text())
     assert next(s for s in d["sections"] if s["key"] == "fast")["status"] == "ok"
+
+
+def test_compare_a_section_only_one_report_ran(fake_sections):
+    from shufflenet.report.compare import compare_reports
+
+    fake_sections(_speed_section("fast", "holds"), _speed_section("other", "holds", order=95))
+    a = run_report(ReportOptions(sections=("fast",)))
+    b = run_report(ReportOptions(sections=("fast", "other")))
+    cmp = compare_reports(a, b)
+    rows = {r["ranking"]: r for r in cmp.rankings}
+    assert rows["other by speed"]["A"] == "not in this report" and rows["other by speed"]["differs"]
+    assert cmp.ranking_reversals == []  # a ranking one report lacks is not a reversal
+    assert {r["key"]: r["A"] for r in cmp.verdict_differences} == {"other-claim": "not in this report"}
+    assert "1 ranking(s) in one report only" in cmp.summary_text()

@@ -29,9 +29,9 @@ def add_parser(sub: Any) -> None:
                        epilog="sections (for --sections): " + _section_list())
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="the short run `make run` does (the default; a few minutes on a 2-core CPU)")
+                      help="the short run `make run` does (the default; about 2 minutes on a 2-core CPU)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="every section at the sizes of the committed benchmarks (about 15 minutes on CPU)")
+                      help="every section at the sizes of the committed benchmarks (about 9 minutes on a 2-core CPU)")
     p.set_defaults(mode="quick")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--threads", type=int_arg(1, 4096), default=None, metavar="N",

@@ -136,14 +136,17 @@ class Comparison(ResultBase):
                  f"B: {self.labels[1]} ({self.b.where()}, {self.b.environment.get('threads')} thread(s))",
                  f"{len(self.verdict_differences)} of {len(self.verdicts)} verdicts differ; "
                  f"{len(self.ranking_differences)} of {len(self.rankings)} rankings differ in order, "
-                 f"{len(self.ranking_reversals)} beyond the noise"]
+                 f"{len(self.ranking_reversals)} reversed beyond the noise"]
         for r in self.verdict_differences:
             lines.append(f"  verdict {r['key']}: A {r['A']} / B {r['B']}  ({r['claim']})")
         for r in self.ranking_reversals:
             lines.append(f"  ranking {r['ranking']}: {r['beyond noise']}")
+        one_sided = [r for r in self.ranking_differences if MISSING in (r["A"], r["B"])]
         for r in self.ranking_differences:
-            if not r["beyond noise"]:
+            if not r["beyond noise"] and r not in one_sided:
                 lines.append(f"  ranking {r['ranking']} (within the noise): A {r['A']} / B {r['B']}")
+        if one_sided:
+            lines.append(f"  {len(one_sided)} ranking(s) in one report only (a section the other did not run)")
         return "\n".join(lines)
 
     def sections(self) -> list[tuple[str, SectionRecord | None, SectionRecord | None]]:
@@ -181,13 +184,18 @@ def compare_reports(a: Report, b: Report, labels: tuple[str, str] = ("A", "B")) 
         flips = reversals(oa, ob) if oa and ob else []
         rankings.append({"ranking": key, "A": _order(oa), "B": _order(ob),
                          "differs": [r.label for r in oa or []] != [r.label for r in ob or []],
-                         "beyond noise": "; ".join(flips) if flips else ("" if oa and ob else "only in one report")})
+                         "beyond noise": "; ".join(flips)})
     return Comparison(a, b, labels, verdicts, rankings)
+
+
+def _platform(report: Report) -> str:
+    env = report.environment
+    return f"{report.where()} ({env.get('device', 'cpu')}, {env.get('threads')} thread(s))"
 
 
 def comparison_html(cmp: Comparison, pngs: tuple[dict[str, bytes], dict[str, bytes]],
                     missing: tuple[dict[str, str], dict[str, str]]) -> str:
-    title = f"ShuffleNet V2 paper: {cmp.a.where()} vs {cmp.b.where()}"
+    title = f"ShuffleNet V2 paper: {_platform(cmp.a)} vs {_platform(cmp.b)}"
     diffs = "".join(f"<li><strong>{e(r['key'])}</strong> ({e(r['claim'])}): A <em>{e(r['A'])}</em> "
                     f"({e(r['A here'])}), B <em>{e(r['B'])}</em> ({e(r['B here'])})</li>"
                     for r in cmp.verdict_differences) or "<li>no verdict differs</li>"
@@ -217,7 +225,7 @@ def comparison_html(cmp: Comparison, pngs: tuple[dict[str, bytes], dict[str, byt
 
 
 def comparison_markdown(cmp: Comparison) -> str:
-    out = [f"# ShuffleNet V2 paper: {cmp.a.where()} vs {cmp.b.where()}", "",
+    out = [f"# ShuffleNet V2 paper: {_platform(cmp.a)} vs {_platform(cmp.b)}", "",
            f"A = `{cmp.labels[0]}`; B = `{cmp.labels[1]}`", ""]
     out += [table_to_markdown(t) + "\n" for t in cmp.tables()]
     for _key, sa, sb in cmp.sections():
