@@ -62,6 +62,15 @@ def mpl_figure(size: tuple[float, float], dpi: int = 100) -> Any:
     return fig
 
 
+def unique_handles(ax: Any) -> dict[str, Any]:
+    """The axes' legend entries, one per label (stacked bars repeat a label per bar), in first-seen order."""
+    handles, labels = ax.get_legend_handles_labels()
+    seen: dict[str, Any] = {}
+    for h, lab in zip(handles, labels, strict=True):
+        seen.setdefault(lab, h)
+    return seen
+
+
 def stacked_bar(ax: Any, y: float, parts: list[tuple[str, float, str]]) -> None:
     left = 0.0
     for label, pct, color in parts:
@@ -111,10 +120,7 @@ def draw_breakdown(fig: Any, report: ProfileReport) -> None:
     cov = f", coverage {report.coverage:.2f}" if report.coverage is not None else ""
     ax.set_title(f"Where the time goes: {report.model}, input {'x'.join(map(str, report.input_size))}, "
                  f"{where}{cov}", fontsize=9)
-    handles, labels = ax.get_legend_handles_labels()
-    seen: dict[str, Any] = {}
-    for h, lab in zip(handles, labels, strict=True):
-        seen.setdefault(lab, h)
+    seen = unique_handles(ax)
     ax.legend(seen.values(), seen.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=5,
               fontsize=7, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)

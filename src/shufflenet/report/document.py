@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shufflenet.errors import UserInputError
-from shufflenet.report.section import Claim, Ranked
+from shufflenet.report.section import Claim, Ranked, SectionOutput
 from shufflenet.result import Figure, FigureUnavailable, ResultBase, Table, json_safe
 
 FORMAT = "shufflenet-report"
@@ -32,25 +32,16 @@ def figure_file(section: str, index: int, key: str) -> str:
     return f"fig_{section}_{index}_{slug}.png"
 
 
-@dataclass
-class SectionRecord:
-    """One section of a report: ``status`` is ``ok``, ``unavailable`` (``reason`` says why: no CUDA, a
-    missing package, no training run) or ``failed`` (``error`` is the exception's first line, ``traceback``
-    the whole of it)."""
+@dataclass(kw_only=True)
+class SectionRecord(SectionOutput):
+    """One section of a report: what it produced (the fields of :class:`SectionOutput`) and how it ran.
+    ``status`` is ``ok``, ``unavailable`` (``reason`` says why: no CUDA, a missing package, no training
+    run) or ``failed`` (``error`` is the exception's first line, ``traceback`` the whole of it)."""
 
     key: str
     title: str
     order: int
     status: str
-    finding: str = ""
-    headlines: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    figures: list[Figure] = field(default_factory=list)
-    claims: list[Claim] = field(default_factory=list)
-    rankings: dict[str, list[Ranked]] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    timings: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     error: str = ""
     traceback: str = ""

@@ -37,13 +37,8 @@ def plan(options: ReportOptions) -> list[Section]:
 
 def _record(section: Section, status: str, out: SectionOutput | None, wall: float, *, reason: str = "",
             error: str = "", tb: str = "") -> SectionRecord:
-    rec = SectionRecord(key=section.key, title=section.title, order=section.order, status=status, reason=reason,
-                        error=error, traceback=tb, wall_s=wall)
-    if out is not None:
-        rec.finding, rec.headlines, rec.tables, rec.figures = out.finding, out.headlines, out.tables, out.figures
-        rec.claims, rec.rankings, rec.data, rec.notes, rec.timings = (out.claims, out.rankings, out.data,
-                                                                      out.notes, out.timings)
-    return rec
+    return SectionRecord(**(out.parts() if out is not None else {}), key=section.key, title=section.title,
+                         order=section.order, status=status, reason=reason, error=error, traceback=tb, wall_s=wall)
 
 
 def run_report(options: ReportOptions, *, progress: Progress = no_progress,

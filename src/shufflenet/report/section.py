@@ -11,7 +11,7 @@ shown inside the section while the others still run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from shufflenet.result import Figure, Table, json_safe
@@ -86,7 +86,7 @@ class SectionOutput:
     relative spreads of the measurements it took (the machine section summarises them as the run's noise).
     """
 
-    finding: str
+    finding: str = ""
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
@@ -98,6 +98,10 @@ class SectionOutput:
 
     def __post_init__(self) -> None:
         self.data = json_safe(self.data)
+
+    def parts(self) -> dict[str, Any]:
+        """The fields of this output (shallow: the same tables, figures and claims), as keywords."""
+        return {f.name: getattr(self, f.name) for f in fields(SectionOutput)}
 
 
 def timing_entry(label: str, spread: float | None, noisy: bool | None) -> dict[str, Any]:

@@ -265,7 +265,7 @@ def finding(reports: Mapping[str, Mapping[str, ProfileReport]], artefacts: Seque
 def draw_model(fig: Any, name: str, layouts: Mapping[str, ProfileReport]) -> None:
     """One model's breakdown: a 100%-stacked bar per layout measured here (the buckets of
     :func:`shufflenet.measure.plots.draw_breakdown`), then the paper's Fig. 2 GPU and ARM pies."""
-    from shufflenet.measure.plots import COLORS, PAPER_COLORS, PAPER_LABELS, stacked_bar
+    from shufflenet.measure.plots import COLORS, PAPER_COLORS, PAPER_LABELS, stacked_bar, unique_handles
 
     fig.set_layout_engine("constrained")  # room for the legend below the axes, whatever the bar count
     ax = fig.add_subplot(1, 1, 1)
@@ -288,10 +288,7 @@ def draw_model(fig: Any, name: str, layouts: Mapping[str, ProfileReport]) -> Non
     any_r = next(iter(layouts.values()))
     ax.set_title(f"Where the time goes: {_label(name)}, batch 1, {'x'.join(map(str, any_r.input_size[2:]))}",
                  fontsize=9)
-    handles, labels = ax.get_legend_handles_labels()
-    seen: dict[str, Any] = {}
-    for h, lab in zip(handles, labels, strict=True):
-        seen.setdefault(lab, h)
+    seen = unique_handles(ax)
     fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=5, fontsize=7, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
 
