@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
 import importlib.util
 import io
 import json
@@ -439,3 +440,16 @@ def test_memory_format_reaches_every_pass(memory_format: str) -> None:
 def test_memory_format_is_checked() -> None:
     with pytest.raises(UserInputError, match="memory format"):
         profile(LayoutProbe(), (1, 3, 16, 16), memory_format="nhwc", ceilings="none")
+
+
+def test_a_given_profiler_overhead_is_used_not_remeasured(monkeypatch):
+    prof = importlib.import_module("shufflenet.measure.profile")  # the module (the package exports the function)
+
+    def no_calibration(*a, **k):
+        raise AssertionError("the overhead was given; it must not be measured again")
+
+    monkeypatch.setattr(prof, "profiler_overhead_per_event", no_calibration)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
+    report = prof.profile(net, (1, 3, 16, 16), repeats=2, warmup=1, ceilings="none", measure_total=False,
+                          overhead_per_event_s=2.5e-7)
+    assert report.overhead_per_event_s == 2.5e-7

@@ -109,6 +109,7 @@ def profile(
     min_run_time: float = TOTAL_MIN_RUN_TIME,
     name: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    overhead_per_event_s: float | None = None,
 ) -> ProfileReport:
     """Measure where ``model``'s forward time goes: per op, per layer and per Fig. 2 bucket.
 
@@ -131,6 +132,9 @@ def profile(
         name: the model's label; a Fig. 2 model name (``shufflenet_v1_g3_x1_0``, ``torchvision:mobilenet_v2``)
             adds the paper's percentages to the report.
         on_stage: called with the name of each stage as it starts (for progress display).
+        overhead_per_event_s: the profiler's cost per recorded event, when already measured in this process
+            (:func:`profiler_overhead_per_event`; a caller profiling several models measures it once);
+            ``None`` measures it now (about 2 s).
     """
     require_module(model, "model", "profile")
     dev = resolve_device(device)
@@ -164,7 +168,7 @@ def profile(
             stage("attribution")
             tops, types = attribution_pass(net, x, dev)
             stage("calibration")
-            eps_s = profiler_overhead_per_event(dev)
+            eps_s = profiler_overhead_per_event(dev) if overhead_per_event_s is None else overhead_per_event_s
         # Profiled forwards and the independent timing alternate in `chunks` rounds, so that a shared
         # machine's changing load hits both alike.
         chunks = _chunks(measure_total, repeats)

@@ -320,18 +320,22 @@ def sizes(options: ReportOptions) -> dict[str, Any]:
 def profile_all(ctx: ReportContext) -> dict[str, dict[str, ProfileReport]]:
     """The six profiles (three models x two layouts), one progress step each."""
     from shufflenet.measure import profile
+    from shufflenet.measure.overhead import profiler_overhead_per_event
     from shufflenet.models import create_model
 
     s = sizes(ctx.options)
     side = int(s["image_size"])
     jobs = [(lay, name) for lay in LAYOUTS for name, _ in MODELS]
     reports: dict[str, dict[str, ProfileReport]] = {lay: {} for lay in LAYOUTS}
+    # The profiler's cost per event is the machine's, not a model's: measured once for the six profiles.
+    eps = ctx.shared("profiler_overhead_per_event",
+                     lambda: profiler_overhead_per_event(ctx.options.device))
     for lay, name in ctx.progress(jobs, "Fig. 2 profiles", len(jobs)):
         ctx.log(f"    profiling {name} ({LAYOUT_LABELS[lay]})")
         reports[lay][name] = profile(create_model(name), (1, 3, side, side), device=ctx.options.device,
                                      threads=ctx.options.threads, memory_format=lay, repeats=s["repeats"],
                                      warmup=s["warmup"], min_run_time=s["min_run_time"], ceilings="cached",
-                                     name=name)
+                                     name=name, overhead_per_event_s=eps)
     return reports
 
 
