@@ -9,7 +9,7 @@ import pytest
 from shufflenet.measure import BenchOptions
 from shufflenet.report.context import ReportContext, ReportOptions
 from shufflenet.report.section import VERDICTS, Claim, SectionOutput, timing_entry
-from shufflenet.report.sections import fig1, glance, guidelines, machine, units
+from shufflenet.report.sections import audit, fig1, glance, guidelines, machine, reuse, units
 from shufflenet.report.sections._speed import fastest_status, ranking
 
 
@@ -135,3 +135,54 @@ def test_units_section_runs_for_real():
     assert out.claims[0].paper == "fastest in 6 of 6 cells on GPU and 6 of 6 on ARM"
     assert out.claims[0].verdict in VERDICTS and len(out.timings) == 18
     assert out.tables[0].column_keys()[:4] == ["input", "c", "model", "width"]
+
+
+def test_reuse_section_traces_the_paper_networks():
+    out = reuse.run(ReportContext(ReportOptions()))
+    claim = out.claims[0]
+    assert claim.key == "reuse" and claim.verdict == "holds"
+    rows = out.tables[0].rows
+    v2 = [r for r in rows if r["model"] == "ShuffleNet v2 1x"]
+    assert [r["width"] for r in v2] == [116, 232, 464] and all(r["r"] == 0.5 for r in v2)
+    dense = [r for r in rows if r["model"] == "DenseNet-121"]
+    assert len(dense) == 4 and all(r["r"] == 1.0 for r in dense)
+    assert [(x.label, x.value) for x in out.rankings["reuse: channels reused (j>=2)"]][-1] == ("ResNet-18", 0.0)
+    assert "27 of 27 block pairs at c * 0.5^j" in out.finding and len(out.figures) == 2
+
+
+def test_reuse_verdict_rule():
+    class S:
+        def __init__(self, follows):
+            self.follows_paper = follows
+
+    class R:
+        def __init__(self, *follows):
+            self._s = [S(f) for f in follows]
+
+        def stages(self):
+            return self._s
+
+    assert reuse.shufflenet_verdict(R(True, True, None)) == "holds"
+    assert reuse.shufflenet_verdict(R(True, False)) == "does not hold"
+    assert reuse.shufflenet_verdict(R(None)) == "inconclusive"
+
+
+def test_audit_section_reproduces_the_papers_readings():
+    out = audit.run(ReportContext(ReportOptions()))
+    assert out.claims[0].verdict == "holds" and out.claims[0].here == "every reading reproduced by the audit"
+    rows = {r["model"]: r for r in out.tables[0].rows}
+    assert rows["ShuffleNet v1 1x g=3"]["G2"] == "flagged" and rows["MobileNet v2 1x"]["G1"] == "flagged"
+    assert rows["MobileNet v2 1x"]["G4"] == "flagged"
+    assert [rows["ShuffleNet v2 1x"][g] for g in ("G1", "G2", "G3")] == ["clean", "clean", "clean"]
+    assert rows["ShuffleNet v2 1x"]["G2 score"] == 100.0  # no group convolution at all
+    assert len(out.figures) == 3 and out.tables[1].rows  # the offenders
+
+
+def test_audit_readings_rule():
+    paper = {n: dict(r) for n, r in audit.PAPER_READINGS.items()}
+    assert audit.readings_status(paper) == ("holds", [])
+    one_off = {**paper, "shufflenet_v1_g3_x1_0": {"G2": "clean"}}
+    status, wrong = audit.readings_status(one_off)
+    assert status == "partly holds" and wrong == ["shufflenet_v1_g3_x1_0 G2: paper flagged, audit clean"]
+    flipped = {n: {g: "clean" if v == "flagged" else "flagged" for g, v in r.items()} for n, r in paper.items()}
+    assert audit.readings_status(flipped)[0] == "does not hold"

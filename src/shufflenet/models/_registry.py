@@ -22,6 +22,7 @@ from torch import nn
 
 from shufflenet.errors import UnknownModelError, UserInputError, first_line
 from shufflenet.models._checks import MAX_CLASSES, check_float, check_int, require_name
+from shufflenet.models.user_model import is_user_spec, load_user_model
 
 TORCHVISION_PREFIX = "torchvision:"
 TIMM_PREFIX = "timm:"
@@ -94,13 +95,15 @@ def list_models(pattern: str = "*", include_torchvision: bool = False) -> list[s
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The entry of ``name`` (``torchvision:NAME`` and ``timm:NAME`` included), or
-    :class:`UnknownModelError` listing the closest names."""
+    """The entry of ``name`` (``torchvision:NAME``, ``timm:NAME`` and a user's ``package.module:callable`` or
+    ``path/to/file.py:callable`` included), or :class:`UnknownModelError` listing the closest names."""
     require_name(name, "name", "get_entry")
     if name.startswith(TORCHVISION_PREFIX):
         return _torchvision_entry(name[len(TORCHVISION_PREFIX):])
     if name.startswith(TIMM_PREFIX):
         return _timm_entry(name[len(TIMM_PREFIX):])
+    if is_user_spec(name):  # package.module:callable or path/to/file.py:callable
+        return ModelEntry(name, lambda **kw: load_user_model(name, kw), PaperRef(source="user"), 224, "user")
     try:
         return _REGISTRY[name]
     except KeyError:
