@@ -254,6 +254,9 @@ class AuditReport(ResultBase):
         right.bar(range(len(blocks)), [f.evidence["ops"] for f in blocks], color="#8172B3")
         right.axhline(G3_NASNET_OPS, color="#C44E52", linestyle="--", linewidth=0.9, label="NASNet-A (13)")
         right.axhline(3, color="grey", linestyle=":", linewidth=0.9, label="ResNet (2-3)")
+        from matplotlib.ticker import MaxNLocator
+
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))  # blocks are counted, never fractional
         right.set_xlabel("block, in execution order")
         right.set_ylabel("fragmented ops")
         right.set_title("G3: fragmented operators per block", fontsize=9)
