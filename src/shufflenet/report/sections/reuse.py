@@ -80,6 +80,6 @@ def _stage_columns() -> list[Column]:
             Column("rounded"), Column("follows_paper", "follows c*r^j")]
 
 
-SECTION = register(Section("reuse", "Feature reuse (Fig. 4)", 55, run, estimate_s=lambda options: 8.0,
+SECTION = register(Section("reuse", "Feature reuse (Fig. 4)", 55, run, estimate_s=lambda options: 2.0,
                            description="channels of block i reaching block j unchanged: ShuffleNet V2, "
                                        "DenseNet-121, ResNet-18"))
