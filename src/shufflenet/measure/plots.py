@@ -62,6 +62,23 @@ def mpl_figure(size: tuple[float, float], dpi: int = 100) -> Any:
     return fig
 
 
+def paper_row(pie: Any) -> tuple[str, list[tuple[str, float, str]]]:
+    """One of the paper's Fig. 2 pies as a labelled row of :func:`stacked_rows`."""
+    return (f"paper Fig. 2\n{pie.platform}",
+            [(PAPER_LABELS.get(c, c), float(pie.percent.get(c) or 0.0), PAPER_COLORS[c])
+             for c in optypes.PAPER_CATEGORIES])
+
+
+def stacked_rows(ax: Any, rows: list[tuple[str, list[tuple[str, float, str]]]]) -> None:
+    """One 100%-stacked bar per (label, parts) row, the first on top, on a 0-100% axis."""
+    for i, (_, parts) in enumerate(rows):
+        stacked_bar(ax, len(rows) - 1 - i, parts)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of forward time (%)")
+
+
 def unique_handles(ax: Any) -> dict[str, Any]:
     """The axes' legend entries, one per label (stacked bars repeat a label per bar), in first-seen order."""
     handles, labels = ax.get_legend_handles_labels()
@@ -107,16 +124,8 @@ def draw_breakdown(fig: Any, report: ProfileReport) -> None:
         f"this machine\n{report.device}, {report.threads} thr",
         [(optypes.LABELS[k], pct[k], COLORS[k]) for k in optypes.BUCKETS],
     )]
-    for pie in (report.paper or {}).values():
-        parts = [(PAPER_LABELS.get(c, c), float(pie.percent.get(c) or 0.0), PAPER_COLORS[c])
-                 for c in optypes.PAPER_CATEGORIES]
-        rows.append((f"paper Fig. 2\n{pie.platform}", parts))
-    for i, (_, parts) in enumerate(rows):
-        stacked_bar(ax, len(rows) - 1 - i, parts)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("share of forward time (%)")
+    rows += [paper_row(pie) for pie in (report.paper or {}).values()]
+    stacked_rows(ax, rows)
     cov = f", coverage {report.coverage:.2f}" if report.coverage is not None else ""
     ax.set_title(f"Where the time goes: {report.model}, input {'x'.join(map(str, report.input_size))}, "
                  f"{where}{cov}", fontsize=9)

@@ -265,7 +265,7 @@ def finding(reports: Mapping[str, Mapping[str, ProfileReport]], artefacts: Seque
 def draw_model(fig: Any, name: str, layouts: Mapping[str, ProfileReport]) -> None:
     """One model's breakdown: a 100%-stacked bar per layout measured here (the buckets of
     :func:`shufflenet.measure.plots.draw_breakdown`), then the paper's Fig. 2 GPU and ARM pies."""
-    from shufflenet.measure.plots import COLORS, PAPER_COLORS, PAPER_LABELS, stacked_bar, unique_handles
+    from shufflenet.measure.plots import COLORS, paper_row, stacked_rows, unique_handles
 
     fig.set_layout_engine("constrained")  # room for the legend below the axes, whatever the bar count
     ax = fig.add_subplot(1, 1, 1)
@@ -275,16 +275,8 @@ def draw_model(fig: Any, name: str, layouts: Mapping[str, ProfileReport]) -> Non
         cov = f", cov. {r.coverage:.2f}" if r.coverage is not None else ""
         rows.append((f"here, {LAYOUT_LABELS[lay]}\n{r.device}, {r.threads} thr{cov}",
                      [(optypes.LABELS[k], pct[k], COLORS[k]) for k in optypes.BUCKETS]))
-    for pie in paper_pies(name).values():
-        rows.append((f"paper Fig. 2\n{pie.platform}",
-                     [(PAPER_LABELS.get(c, c), float(pie.percent.get(c) or 0.0), PAPER_COLORS[c])
-                      for c in optypes.PAPER_CATEGORIES]))
-    for i, (_, parts) in enumerate(rows):
-        stacked_bar(ax, len(rows) - 1 - i, parts)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("share of forward time (%)")
+    rows += [paper_row(pie) for pie in paper_pies(name).values()]
+    stacked_rows(ax, rows)
     any_r = next(iter(layouts.values()))
     ax.set_title(f"Where the time goes: {_label(name)}, batch 1, {'x'.join(map(str, any_r.input_size[2:]))}",
                  fontsize=9)
