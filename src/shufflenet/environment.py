@@ -68,9 +68,10 @@ def physical_core_count() -> int:
     return len(cores) or (os.cpu_count() or 1)
 
 
-def _version(module: str) -> str | None:
+def library_version(module: str) -> str | None:
+    """``module.__version__`` as a string, or ``None`` when it is not installed (or fails to import)."""
     try:
-        return __import__(module).__version__
+        return str(__import__(module).__version__)
     except Exception:  # noqa: BLE001 - an optional package that fails to import is simply absent
         return None
 
@@ -100,7 +101,7 @@ def capture_environment(
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": _version("torchvision"),
+        "torchvision": library_version("torchvision"),
         "dtype": dtype_name(dtype),
         "batch": batch,
         "memory_format": memory_format,

@@ -31,10 +31,8 @@ MISSING = "not in this report"
 
 
 def _verdicts(report: Report) -> dict[str, tuple[str, str, str]]:
-    """claim key -> (claim, this report's measurement, verdict); a section that did not run gives its
-    reason as the verdict's context."""
-    out = {c.key: (c.claim, c.here, c.verdict) for _, c in report.claims()}
-    return out
+    """claim key -> (claim, this report's measurement, verdict)."""
+    return {c.key: (c.claim, c.here, c.verdict) for _, c in report.claims()}
 
 
 def _rankings(report: Report) -> dict[str, list[Ranked]]:

@@ -161,9 +161,6 @@ class Report(ResultBase):
     def figures(self) -> list[Figure]:
         return [f for s in self.sections for f in s.figures]
 
-    def conventions(self) -> list[str]:
-        return []
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], base: Path | None = None) -> Report:
         return cls(sections=[SectionRecord.from_dict(s, base) for s in d["sections"]],

@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 VERDICTS = ("holds", "partly holds", "mixed", "does not hold", "inconclusive", "n/a")
 
 
+_PLURAL = {"holds": "hold", "partly holds": "partly hold", "does not hold": "do not hold"}
+
+
+def verdict_verb(verdict: str, n: int = 1) -> str:
+    """The verdict as the verb of ``n`` subjects: ``holds`` / ``hold``, ``is inconclusive`` / ``are
+    inconclusive``."""
+    if verdict in _PLURAL:
+        return verdict if n == 1 else _PLURAL[verdict]
+    return f"{'is' if n == 1 else 'are'} {verdict}"
+
+
 class SectionUnavailable(RuntimeError):
     """This section cannot run here (no CUDA, a missing optional package, no trained run): the reason is
     shown in the section instead of its results, and it is not a failure of the report."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from shufflenet.report.context import ReportContext
 from shufflenet.report.registry import register
-from shufflenet.report.section import Section, SectionOutput
+from shufflenet.report.section import Section, SectionOutput, verdict_verb
 from shufflenet.result import Column, Table
 
 COLUMNS = [Column("claim", "the paper's claim"), Column("paper", "the paper measured"),
@@ -26,14 +26,9 @@ def glance_rows(ctx: ReportContext) -> list[dict[str, Any]]:
     return rows
 
 
-_PLURAL = {"holds": "hold", "partly holds": "partly hold", "does not hold": "do not hold"}
-
-
 def verdict_count(verdict: str, n: int) -> str:
     """``3 hold``, ``1 holds``, ``2 are inconclusive``, ``1 is mixed``."""
-    if verdict in _PLURAL:
-        return f"{n} {verdict if n == 1 else _PLURAL[verdict]}"
-    return f"{n} {'is' if n == 1 else 'are'} {verdict}"
+    return f"{n} {verdict_verb(verdict, n)}"
 
 
 def run(ctx: ReportContext) -> SectionOutput:

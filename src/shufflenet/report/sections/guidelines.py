@@ -10,7 +10,15 @@ from typing import Any
 
 from shufflenet.report.context import ReportContext
 from shufflenet.report.registry import register
-from shufflenet.report.section import Claim, Ranked, Section, SectionOutput, ranked, timing_entry
+from shufflenet.report.section import (
+    Claim,
+    Ranked,
+    Section,
+    SectionOutput,
+    ranked,
+    timing_entry,
+    verdict_verb,
+)
 
 # What each guideline claims (Sec. 2), for the "At a glance" table.
 CLAIMS = {
@@ -36,11 +44,7 @@ def _status_words(verdicts: list[Any]) -> str:
     parts = []
     for status, names in groups.items():
         joined = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
-        verb = status if status in ("holds", "does not hold", "partly holds") else f"is {status}"
-        if len(names) > 1:
-            verb = {"holds": "hold", "does not hold": "do not hold", "partly holds": "partly hold"}.get(
-                status, f"are {status}")
-        parts.append(f"{joined} {verb}")
+        parts.append(f"{joined} {verdict_verb(status, len(names))}")
     return "; ".join(parts)
 
 

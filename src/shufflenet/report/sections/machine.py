@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from shufflenet.environment import capture_environment
+from shufflenet.environment import capture_environment, library_version
 from shufflenet.measure.timing import NOISY_THRESHOLD
 from shufflenet.report.context import ReportContext
 from shufflenet.report.registry import register
@@ -22,13 +22,6 @@ from shufflenet.result import Table
 PAPER_PLATFORMS = ("a GTX 1080Ti GPU (cuDNN 7.0, benchmark mode, batch 8) and a Snapdragon 810 ARM CPU "
                    "(1 thread, batch 1)")
 LIBRARIES = ("torch", "torchvision", "numpy", "onnxruntime", "openvino", "timm", "matplotlib")
-
-
-def _version(module: str) -> str | None:
-    try:
-        return str(__import__(module).__version__)
-    except Exception:  # noqa: BLE001 - an optional library that fails to import is absent here
-        return None
 
 
 def noise_rows(ctx: ReportContext) -> list[dict[str, Any]]:
@@ -71,7 +64,7 @@ def run(ctx: ReportContext) -> SectionOutput:
          "value": f"{env['cpu_logical_cores']} / {env['cpu_physical_cores']} / {env['cpu_usable']}"},
         {"item": "threads used", "value": threads},
         {"item": "OS / Python", "value": f"{env['os']} / {env['python']}"},
-        *({"item": lib, "value": v} for lib in LIBRARIES if (v := _version(lib)) is not None),
+        *({"item": lib, "value": v} for lib in LIBRARIES if (v := library_version(lib)) is not None),
         {"item": "oneDNN (mkldnn)", "value": env.get("mkldnn")},
         *({"item": k, "value": env[k]} for k in ("cuda", "cudnn") if env.get(k) is not None),
         {"item": "load average (1 min) at start / end", "value": f"{load_start} / {load_end}"},

@@ -18,6 +18,11 @@ from shufflenet.result import Table
 V2 = "ShuffleNet v2"
 
 
+def bench_name(row: dict[str, Any]) -> str:
+    """The bench row of a suite row (``run_units`` names them ``NET c=C @SIDE``)."""
+    return f"{row['model']} c={row['c']} @{str(row['input']).split('x')[0]}"
+
+
 def cells(rows: list[dict[str, Any]], spreads: dict[str, float]) -> list[dict[str, Any]]:
     """Per (input, c): the fastest unit on the paper's GPU and ARM and here, and whether ShuffleNet v2's
     unit is the fastest here."""
@@ -26,7 +31,7 @@ def cells(rows: list[dict[str, Any]], spreads: dict[str, float]) -> list[dict[st
     for side, c in keys:
         group = [r for r in rows if (r["input"], r["c"]) == (side, c)]
         here = {r["model"]: r.get("b1_images_per_s") for r in group}
-        sp = {r["model"]: spreads.get(f"{r['model']} c={c} @{side.split('x')[0]}", 0.0) for r in group}
+        sp = {r["model"]: spreads.get(bench_name(r), 0.0) for r in group}
         out.append({"input": side, "c": c,
                     "paper GPU fastest": (ranking({r["model"]: r.get("paper_gpu") for r in group}) or [None])[0],
                     "paper ARM fastest": (ranking({r["model"]: r.get("paper_arm") for r in group}) or [None])[0],
@@ -64,10 +69,8 @@ def run(ctx: ReportContext) -> SectionOutput:
     rankings = {}
     for r in table:
         cell = [x for x in result.rows if (x["input"], x["c"]) == (r["input"], r["c"])]
-        side = r["input"].split("x")[0]
         rankings[f"units {r['input']} c={r['c']}: by speed"] = ranked(
-            {x["model"]: x.get("b1_images_per_s") for x in cell},
-            {x["model"]: spreads.get(f"{x['model']} c={x['c']} @{side}", 0.0) for x in cell})
+            {x["model"]: x.get("b1_images_per_s") for x in cell}, {x["model"]: spreads.get(bench_name(x), 0.0) for x in cell})
     timings = [timing_entry(r.model, r.measurement.relative_iqr, r.measurement.noisy) for r in result.bench.rows]
     tables = [suite_table(result, "units"), Table.from_rows("Fastest unit per cell: the paper's GPU and ARM, and here", table,
                                                 key="units_fastest")]
