@@ -23,7 +23,7 @@ from typing import Any
 from shufflenet.cli._common import check_output_path, plain_text, resolve_format, set_command_inputs
 from shufflenet.errors import ShuffleNetError, UserInputError, first_line
 
-SUBCOMMANDS = ("models", "cost", "bench", "profile", "guidelines", "audit", "reuse", "train", "evaluate", "predict", "report")
+SUBCOMMANDS = ("models", "cost", "bench", "profile", "guidelines", "audit", "reuse", "latency", "train", "evaluate", "predict", "report")
 
 DESCRIPTION = ("ShuffleNet V2 and V1 built exactly to the papers, and the ShuffleNet V2 paper's method for "
                "any PyTorch model: FLOPs and memory access cost (MAC), measured speed on this machine, "

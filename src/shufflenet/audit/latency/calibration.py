@@ -21,8 +21,8 @@ from typing import Any
 
 from shufflenet import result
 from shufflenet._io import write_atomic
-from shufflenet.audit.latency import calibrate as _calibrate
-from shufflenet.audit.latency.calibrate import MODES, Sample
+from shufflenet.audit.latency import benches as _benches
+from shufflenet.audit.latency.benches import MODES, Sample
 from shufflenet.audit.latency.fit import SPECS, KindModel, fit_kind, leave_one_out_errors
 from shufflenet.environment import capture_environment
 from shufflenet.errors import UserInputError
@@ -100,7 +100,9 @@ class Calibration:
     def differences(self, threads: int | None = None, environment: dict[str, Any] | None = None) -> list[str]:
         """What differs between this calibration's platform and ``environment`` (default: this process)
         at ``threads``: a list of "CPU: A here, B in the calibration" strings, empty when nothing does."""
-        env = environment or capture_environment(threads=threads if threads is not None else self.threads)
+        if environment is None:
+            environment = capture_environment(threads=threads if threads is not None else self.threads)
+        env = environment
         if threads is not None:
             env = {**env, "threads": threads}
         out = []
@@ -166,14 +168,14 @@ class Calibration:
 
 def calibrate(mode: str = "quick", threads: int = 1, *, seed: int = 0,
               progress: Callable[[int, int], None] | None = None) -> Calibration:
-    """Time this machine's kernels (see :mod:`~shufflenet.audit.latency.calibrate`) at ``threads``."""
+    """Time this machine's kernels (see :mod:`~shufflenet.audit.latency.benches`) at ``threads``."""
     if mode not in MODES:
         raise UserInputError(f"unknown calibration mode {mode!r}: choose {' or '.join(MODES)}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise UserInputError(f"threads must be a positive integer, got {threads!r}")
     start = time.perf_counter()
-    items = _calibrate.benches(mode, seed)
-    samples, wrappers, module_call = _calibrate.run_benches(items, threads, mode, seed, progress)
+    items = _benches.benches(mode, seed)
+    samples, wrappers, module_call = _benches.run_benches(items, threads, mode, seed, progress)
     return Calibration(threads, mode, samples, wrappers, module_call, capture_environment(threads=threads),
                        created=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=time.perf_counter() - start)
 

@@ -268,7 +268,7 @@ def trace_kernels(model: nn.Module, input_size: Sequence[int]) -> KernelTrace:
             h.remove()
         for m, flag in training:
             m.training = flag
-    for name, mtype, indices, leaf in rec.calls:
+    for _name, mtype, indices, leaf in rec.calls:
         if leaf and len(indices) == 1 and rec.kernels[indices[0]].op in WRAPPERS.get(mtype, ()):
             rec.kernels[indices[0]].wrapper = mtype
     return KernelTrace(size, rec.kernels, len(rec.calls))

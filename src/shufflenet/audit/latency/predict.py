@@ -18,6 +18,7 @@ from torch import nn
 
 from shufflenet.audit.latency.calibration import Calibration
 from shufflenet.audit.latency.kernels import Kernel, KernelTrace, trace_kernels
+from shufflenet.measure.timing import median
 from shufflenet.result import Figure, ResultBase, Table
 
 FALLBACK_KIND = "copy"  # an op type the calibration did not time is priced as a copy of its tensors
@@ -149,7 +150,10 @@ def predict_kernel(cal: Calibration, k: Kernel) -> KernelPrediction:
     model = cal.models.get(k.kind)
     if model is not None:
         return KernelPrediction(k, model.predict(k.features) + wrapper, wrapper)
-    fallback = cal.models[FALLBACK_KIND]
+    fallback = cal.models.get(FALLBACK_KIND)
+    if fallback is None:  # a calibration too small to fit a copy model: the median timed kernel of this op
+        same = [s.seconds for s in cal.samples if s.kind == k.kind] or [s.seconds for s in cal.samples]
+        return KernelPrediction(k, median(same) + wrapper, wrapper, calibrated=False)
     f = {"in_numel": k.features.get("in_numel", 0.0), "out_numel": k.features.get("out_numel", 0.0)}
     return KernelPrediction(k, fallback.predict(f) + wrapper, wrapper, calibrated=False)
 
@@ -163,8 +167,8 @@ def predict_trace(trace: KernelTrace, cal: Calibration, *, name: str = "model",
         warnings.append("calibrated on another platform (" + "; ".join(differences) + "): kernel speeds may differ")
     missing = sorted({p.kernel.op for p in preds if not p.calibrated})
     if missing:
-        warnings.append("op types the calibration did not time, priced as copies of their tensors: "
-                        + ", ".join(missing))
+        warnings.append("op types without a calibrated model (not timed, or too few kernels), priced as "
+                        "copies of their tensors: " + ", ".join(missing))
     return LatencyPrediction(name, trace.input_size, cal.threads, preds, trace.module_calls,
                              trace.bare_module_calls * cal.module_call_s, cal.path or "(in memory)",
                              cal.mode, warnings)

@@ -39,6 +39,7 @@ MAX_MACS = 400_000_000
 _PLAN = {"quick": {"conv": 150, "other": 20, "rounds": 7, "passes": 2, "block_s": 0.001, "blocks": 5},
          "full": {"conv": 600, "other": 60, "rounds": 11, "passes": 3, "block_s": 0.002, "blocks": 9}}
 RING = 24
+JITTER = 1.0  # doublings of footprint by which ring neighbours may differ
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,15 @@ class Sample:
                 "spread": self.spread}
 
 
-# kind, op, features, and a factory that allocates the tensors and returns the call to time
-Bench = tuple[str, str, dict[str, float], Callable[[], Callable[[], Any]]]
+# kind, op, features, and a factory that allocates the tensors and returns the call to time, or the call
+# and a function that rewrites its input first (untimed; see run_benches)
+Timed = Callable[[], Any] | tuple[Callable[[], Any], Callable[[], Any]]
+Bench = tuple[str, str, dict[str, float], Callable[[], Timed]]
+
+
+def _touching(x: torch.Tensor, fn: Callable[[], Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """``fn`` with a "producer" that rewrites ``x`` in place (values unchanged) just before each timed call."""
+    return fn, lambda: x.mul_(1.0)
 
 
 def _clock(threads: int) -> Callable[[], float]:
@@ -158,7 +166,7 @@ def _conv_bench(kind: str, s: _Shapes) -> Bench:
         x = torch.randn(1, cin, h, h)
         w = torch.randn(cout, cin // groups, k, k) * 0.1
         b = torch.randn(cout) if bias else None
-        return lambda: F.conv2d(x, w, b, stride, k // 2, 1, groups)
+        return _touching(x, lambda: F.conv2d(x, w, b, stride, k // 2, 1, groups))
 
     return kind, "conv2d", f, make
 
@@ -184,7 +192,7 @@ def _unary_benches(s: _Shapes, n: int) -> Iterator[Bench]:
 
             def make(c: int = c, h: int = h, call: Callable[[torch.Tensor], Any] = call) -> Callable[[], Any]:
                 x = torch.randn(1, c, h, h)
-                return lambda: call(x)
+                return _touching(x, lambda: call(x))
 
             yield _stream(op, c * h * h, c * h * h, make)
 
@@ -202,7 +210,7 @@ def _binary_benches(s: _Shapes, n: int) -> Iterator[Bench]:
 
             def make(c: int = c, h: int = h, call: Any = call, b: bool = broadcast) -> Callable[[], Any]:
                 x, y = pair(c, h, b)
-                return lambda: call(x, y)
+                return _touching(x, lambda: call(x, y))
 
             yield _stream(kind, c * h * h, c * h * h, make, other_numel=c if broadcast else c * h * h)
 
@@ -215,11 +223,11 @@ def _norm_pool_benches(s: _Shapes, n: int) -> Iterator[Bench]:
         def bn(c: int = c, h: int = h) -> Callable[[], Any]:
             x = torch.randn(1, c, h, h)
             p = [torch.randn(c).abs() + 0.5 for _ in range(4)]
-            return lambda: F.batch_norm(x, p[0], p[1], p[2], p[3], False, 0.1, 1e-5)
+            return _touching(x, lambda: F.batch_norm(x, p[0], p[1], p[2], p[3], False, 0.1, 1e-5))
 
         def reduce(c: int = c, h: int = h, adaptive: bool = True) -> Callable[[], Any]:
             x = torch.randn(1, c, h, h)
-            return (lambda: F.adaptive_avg_pool2d(x, 1)) if adaptive else (lambda: x.mean((2, 3)))
+            return _touching(x, (lambda: F.adaptive_avg_pool2d(x, 1)) if adaptive else (lambda: x.mean((2, 3))))
 
         yield "batch_norm", "batch_norm", {"c": c, "hw": h * h, "in_numel": numel, "out_numel": numel}, bn
         yield _stream("adaptive_avg_pool2d", numel, c, reduce, k=0)
@@ -231,7 +239,7 @@ def _norm_pool_benches(s: _Shapes, n: int) -> Iterator[Bench]:
 
                 def pool(c: int = c, h: int = h, call: Any = call, a: tuple = (k, stride, pad)) -> Callable[[], Any]:
                     x = torch.randn(1, c, h, h)
-                    return lambda: call(x, *a)
+                    return _touching(x, lambda: call(x, *a))
 
                 yield _stream(op, numel, out, pool, k=k)
 
@@ -245,7 +253,7 @@ def _data_benches(s: _Shapes, n: int) -> Iterator[Bench]:
 
         def cat(widths: list[int] = widths, h: int = h) -> Callable[[], Any]:
             xs = [torch.randn(1, w, h, h) for w in widths]
-            return lambda: torch.cat(xs, 1)
+            return _touching(xs[-1], lambda: torch.cat(xs, 1))
 
         yield "cat", "cat", {"out_numel": total, "inputs": parts, "in_numel": total}, cat
         c2 = max(2, c // 2 * 2)
@@ -253,9 +261,22 @@ def _data_benches(s: _Shapes, n: int) -> Iterator[Bench]:
 
         def shuffle(c: int = c2, h: int = h, g: int = groups) -> Callable[[], Any]:
             x = torch.randn(1, c, h, h)
-            return lambda: x.view(1, g, c // g, h, h).transpose(1, 2).contiguous()
+            return _touching(x, lambda: x.view(1, g, c // g, h, h).transpose(1, 2).contiguous())
 
         yield _stream("copy", c2 * h * h, c2 * h * h, shuffle)
+
+
+def _linear_benches(s: _Shapes, n: int) -> Iterator[Bench]:
+    for _ in range(n):
+        cin = int(s.log_uniform(64, 4096))
+        cout = int(s.choice((10, 100, 1000))) if s.rng.random() < 0.5 else int(s.log_uniform(8, 4096))
+
+        def make(cin: int = cin, cout: int = cout) -> Callable[[], Any]:
+            x, w, b = torch.randn(1, cin), torch.randn(cout, cin) * 0.05, torch.randn(cout)
+            return _touching(x, lambda: F.linear(x, w, b))
+
+        yield "linear", "linear", {"rows": 1, "in": cin, "out": cout, "macs": cin * cout, "w_numel": cin * cout,
+                                   "in_numel": cin, "out_numel": cout}, make
 
 
 def _view_benches() -> Iterator[Bench]:
@@ -322,8 +343,36 @@ def benches(mode: str, seed: int = 0) -> list[Bench]:
     out += list(_binary_benches(s, n))
     out += list(_norm_pool_benches(s, 2 * n))
     out += list(_data_benches(s, 2 * n))
+    out += list(_linear_benches(s, n))
     out += list(_view_benches())
     return out
+
+
+def footprint(features: dict[str, float]) -> float:
+    """Elements a kernel touches (inputs, outputs, weights): what decides which cache its data lives in."""
+    return sum(features.get(k, 0.0) for k in ("in_numel", "out_numel", "w_numel", "other_numel"))
+
+
+def _rings(items: list[Bench], passes: int, seed: int) -> list[list[int]]:
+    """Rings of :data:`RING` kernels of similar footprint (jittered by a factor of about 2 per pass), so a
+    small kernel runs among small ones and a large among large ones, as layers of one network do."""
+    rings = []
+    for p in range(passes):
+        rng = np.random.default_rng(seed + 1 + p)
+        keys = [math.log2(1.0 + footprint(item[2])) + rng.uniform(-JITTER, JITTER) for item in items]
+        order = [int(i) for i in np.argsort(keys, kind="stable")]
+        offset = int(rng.integers(0, RING))
+        bounds = [0, *range(offset or RING, len(order), RING), len(order)]
+        rings += [order[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return rings
+
+
+def _nothing() -> None:
+    return None
+
+
+def _with_producer(timed: Timed) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    return timed if isinstance(timed, tuple) else (timed, _nothing)
 
 
 def _clock_overhead(clock: Callable[[], float]) -> float:
@@ -338,11 +387,14 @@ def run_benches(items: list[Bench], threads: int, mode: str, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None) -> tuple[list[Sample], dict[str, float], float]:
     """Time ``items`` and the module overheads: (samples, wrapper overhead per module type, module call s).
 
-    Kernels are timed the way a network runs them, not in a hot loop: shuffled into rings of
-    :data:`RING` kernels of mixed types, each ring run round after round with every call timed on its own.
-    A kernel then finds its inputs and weights evicted by the others, as a layer does in a forward pass;
-    timed in a hot loop (same tensors, same oneDNN primitive every call) the same kernels run about a
-    third faster than in a network here. Each pass reshuffles the rings; a kernel keeps its median of the
+    Kernels are timed the way a network runs them, not in a hot loop: in rings of :data:`RING` kernels
+    of mixed types and similar footprint (:func:`_rings`), each ring run round after round with every
+    call timed on its own. A kernel then finds its inputs and weights evicted by kernels of its own size,
+    as a layer does in a forward pass; timed in a hot loop (same tensors, same oneDNN primitive every
+    call) the same kernels run about a third faster than in a network here, and among much larger
+    kernels a small one runs up to three times slower. Before each timed call the kernel's input is
+    rewritten in place (untimed): in a network the layer before has just written it, so it sits in cache
+    while the weights do not -- for an element-wise op on a large map that halves the time. Each pass reshuffles the rings; a kernel keeps its median of the
     quietest pass, since on a shared machine other processes only ever slow a kernel down.
     """
     plan = _PLAN[mode]
@@ -351,8 +403,7 @@ def run_benches(items: list[Bench], threads: int, mode: str, seed: int = 0,
     medians: dict[int, list[float]] = {i: [] for i in range(len(items))}
     spreads: dict[int, list[float]] = {i: [] for i in range(len(items))}
     wrappers: dict[str, float] = {}
-    rings = [[int(i) for i in np.random.default_rng(seed + 1 + p).permutation(len(items))[j:j + RING]]
-             for p in range(passes) for j in range(0, len(items), RING)]
+    rings = _rings(items, passes, seed)
     total, done = len(rings) + 1, 0
     with num_threads(threads), torch.inference_mode():
         gap = _clock_overhead(clock)
@@ -368,13 +419,15 @@ def run_benches(items: list[Bench], threads: int, mode: str, seed: int = 0,
         if progress:
             progress(done, total)
         for ring in rings:
-            calls = [(i, items[i][3]()) for i in ring]
+            calls = [(i, *_with_producer(items[i][3]())) for i in ring]
             for _ in range(2):  # warm-up: oneDNN creates (JIT-compiles) each primitive on its first call
-                for _, fn in calls:
+                for _, fn, produce in calls:
+                    produce()
                     fn()
             times: dict[int, list[float]] = {i: [] for i in ring}
             for _ in range(plan["rounds"]):
-                for i, fn in calls:
+                for i, fn, produce in calls:
+                    produce()
                     t0 = clock()
                     fn()
                     times[i].append(clock() - t0)
