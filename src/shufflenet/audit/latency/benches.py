@@ -34,10 +34,13 @@ STEM_SPATIAL = (80, 96, 112, 160, 192, 224)
 MAX_ACTIVATION = 1_300_000  # elements: c * h * w of a layer's widest map (112 x 112 x 104 ...)
 MAX_MACS = 400_000_000
 
-# per mode: kernels per conv kind and per other op, timed rounds per ring, passes over all rings (each
+# per mode: kernels per conv kind and per other op (timed in rings), random blocks, timed rounds per ring, passes over all rings (each
 # kernel keeps its quietest pass), and the hot-loop timing of the module overheads (s per block, blocks)
-_PLAN = {"quick": {"conv": 150, "other": 20, "rounds": 7, "passes": 2, "block_s": 0.001, "blocks": 5},
-         "full": {"conv": 600, "other": 60, "rounds": 11, "passes": 3, "block_s": 0.002, "blocks": 9}}
+_PLAN = {"quick": {"conv": 100, "other": 15, "networks": 150, "rounds": 7, "passes": 2, "block_s": 0.001,
+                   "blocks": 5},
+         "full": {"conv": 400, "other": 50, "networks": 600, "rounds": 11, "passes": 3, "block_s": 0.002,
+                  "blocks": 9}}
+GROUP = 6  # blocks run back to back per round, so each block's weights are evicted by the others
 RING = 24
 JITTER = 1.0  # doublings of footprint by which ring neighbours may differ
 
@@ -51,10 +54,11 @@ class Sample:
     features: dict[str, float]
     seconds: float
     spread: float
+    context: str = "ring"  # "block": timed inside a random network block; "ring": among similar kernels
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "op": self.op, "features": self.features, "seconds": self.seconds,
-                "spread": self.spread}
+                "spread": self.spread, "context": self.context}
 
 
 # kind, op, features, and a factory that allocates the tensors and returns the call to time, or the call
@@ -444,3 +448,64 @@ def run_benches(items: list[Bench], threads: int, mode: str, seed: int = 0,
         samples.append(Sample(kind, op, {k: float(v) for k, v in features.items()}, medians[i][best],
                               spreads[i][best]))
     return samples, wrappers, module_call
+
+
+def block_programs(mode: str, seed: int = 0) -> list[Any]:
+    """The random blocks a calibration of ``mode`` times (see :mod:`~shufflenet.audit.latency.blocks`)."""
+    from shufflenet.audit.latency.blocks import random_block
+
+    s = _Shapes(seed + 100)
+    return [random_block(s) for _ in range(_PLAN[mode]["networks"])]
+
+
+def _step_kernels(program: Any) -> list[tuple[str, str, dict[str, float]] | None]:
+    """Run ``program`` once, recording which single kernel each step calls (``None``: not exactly one)."""
+    from shufflenet.audit.latency.kernels import _Recorder
+
+    state = program.start()
+    out: list[tuple[str, str, dict[str, float]] | None] = []
+    for step in program.steps:
+        rec = _Recorder()
+        with rec:
+            step(state)
+        k = rec.kernels[0] if len(rec.kernels) == 1 else None
+        out.append((k.kind, k.op, {n: float(v) for n, v in k.features.items()}) if k is not None else None)
+    return out
+
+
+def run_blocks(programs: list[Any], threads: int, mode: str, seed: int = 0,
+               progress: Callable[[], None] | None = None) -> list[Sample]:
+    """Time every op of every block in its block (groups of :data:`GROUP` blocks run back to back)."""
+    plan = _PLAN[mode]
+    clock = _clock(threads)
+    medians: dict[tuple[int, int], list[float]] = {}
+    spreads: dict[tuple[int, int], list[float]] = {}
+    with num_threads(threads), torch.inference_mode():
+        gap = _clock_overhead(clock)
+        kernels = [_step_kernels(p) for p in programs]
+        for p in range(plan["passes"]):
+            order = [int(i) for i in np.random.default_rng(seed + 200 + p).permutation(len(programs))]
+            for g in range(0, len(order), GROUP):
+                group = order[g:g + GROUP]
+                times: dict[tuple[int, int], list[float]] = {}
+                for r in range(2 + plan["rounds"]):  # two warm-up rounds: oneDNN primitives are created
+                    for b in group:
+                        state = programs[b].start()
+                        for j, step in enumerate(programs[b].steps):
+                            t0 = clock()
+                            step(state)
+                            if r >= 2:
+                                times.setdefault((b, j), []).append(clock() - t0)
+                for key, t in times.items():
+                    medians.setdefault(key, []).append(max(median(t) - gap, 1e-8))
+                    spreads.setdefault(key, []).append(relative_iqr(t))
+                if progress:
+                    progress()
+    samples = []
+    for b, steps in enumerate(kernels):
+        for j, k in enumerate(steps):
+            if k is None or (b, j) not in medians:
+                continue
+            best = int(np.argmin(medians[b, j]))
+            samples.append(Sample(k[0], k[1], k[2], medians[b, j][best], spreads[b, j][best], "block"))
+    return samples

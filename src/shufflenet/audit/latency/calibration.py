@@ -31,6 +31,7 @@ from shufflenet.result import Table
 
 FORMAT = "shufflenet-latency-calibration"
 FORMAT_VERSION = 1
+MIN_BLOCK_SAMPLES = 12
 # Environment fields that change kernel speeds, with how a difference is named.
 PLATFORM_FIELDS = {"cpu_model": "CPU", "threads": "threads", "torch": "torch", "cpu_arch": "architecture",
                    "mkldnn": "oneDNN (mkldnn) availability"}
@@ -66,10 +67,15 @@ class Calibration:
     # -- the fitted models ------------------------------------------------------------------------
 
     def by_kind(self) -> dict[str, list[Sample]]:
-        groups: dict[str, list[Sample]] = defaultdict(list)
+        """The samples each kind's model is fitted on: those timed in blocks where a kind has at least
+        :data:`MIN_BLOCK_SAMPLES` of them (the context a layer runs in), else those timed in rings."""
+        rings: dict[str, list[Sample]] = defaultdict(list)
+        blocks: dict[str, list[Sample]] = defaultdict(list)
         for s in self.samples:
-            groups[s.kind].append(s)
-        return dict(groups)
+            (blocks if s.context == "block" else rings)[s.kind].append(s)
+        kinds = dict.fromkeys([*blocks, *rings])
+        return {k: blocks[k] if len(blocks.get(k, ())) >= MIN_BLOCK_SAMPLES else rings.get(k) or blocks[k]
+                for k in kinds}
 
     @property
     def models(self) -> dict[str, KindModel]:
@@ -82,7 +88,12 @@ class Calibration:
     def view_s(self) -> dict[str, float]:
         """Dispatch cost of each view-like op (``"*"``: their median, for ops not timed)."""
         if self._views is None:
-            views = {s.op: s.seconds for s in self.samples if s.kind == "view"}
+            per_op: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+            for s in self.samples:
+                if s.kind == "view":
+                    per_op[s.op][s.context].append(s.seconds)
+            views = {op: median(ctx["block"] if len(ctx["block"]) >= 3 else ctx["ring"] or ctx["block"])
+                     for op, ctx in per_op.items()}
             self._views = {**views, "*": median(list(views.values())) if views else 1e-6}
         return self._views
 
@@ -175,7 +186,25 @@ def calibrate(mode: str = "quick", threads: int = 1, *, seed: int = 0,
         raise UserInputError(f"threads must be a positive integer, got {threads!r}")
     start = time.perf_counter()
     items = _benches.benches(mode, seed)
-    samples, wrappers, module_call = _benches.run_benches(items, threads, mode, seed, progress)
+    programs = _benches.block_programs(mode, seed)
+    plan = _benches._PLAN[mode]
+    rings_total = plan["passes"] * (len(items) // _benches.RING + 2) + 1
+    total = rings_total + plan["passes"] * ((len(programs) + _benches.GROUP - 1) // _benches.GROUP)
+    done = [0]
+
+    def tick_rings(d: int, _: int) -> None:
+        done[0] = d
+        if progress:
+            progress(min(d, rings_total), total)
+
+    def tick_blocks() -> None:
+        done[0] += 1
+        if progress:
+            progress(min(done[0], total), total)
+
+    samples, wrappers, module_call = _benches.run_benches(items, threads, mode, seed, tick_rings)
+    done[0] = rings_total
+    samples += _benches.run_blocks(programs, threads, mode, seed, tick_blocks)
     return Calibration(threads, mode, samples, wrappers, module_call, capture_environment(threads=threads),
                        created=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=time.perf_counter() - start)
 
@@ -190,7 +219,8 @@ def from_dict(d: Any, source: str = "calibration") -> Calibration:
                              f"version {FORMAT_VERSION}: run `shufflenet latency calibrate` again")
     try:
         samples = [Sample(str(s["kind"]), str(s["op"]), {str(k): float(v) for k, v in s["features"].items()},
-                          float(s["seconds"]), float(s.get("spread") or 0.0)) for s in d["samples"]]
+                          float(s["seconds"]), float(s.get("spread") or 0.0), str(s.get("context") or "ring"))
+                   for s in d["samples"]]
         cal = Calibration(int(d["threads"]), str(d["mode"]), samples,
                           {str(k): float(v) for k, v in d["wrapper_s"].items()}, float(d["module_call_s"]),
                           dict(d["environment"]), str(d.get("created") or ""), float(d.get("seconds") or 0.0))

@@ -104,6 +104,11 @@ class NetworkResult:
         """The quietest round's median: on a shared machine other processes only ever slow a network down."""
         return min(self.rounds_s)
 
+    @property
+    def halves_s(self) -> tuple[float, float]:
+        """The quietest round among the odd rounds and among the even ones: two independent measurements."""
+        return min(self.rounds_s[0::2]), min(self.rounds_s[1::2] or self.rounds_s)
+
     def error(self, method: str) -> float:
         return self.predicted_s[method] / self.measured_s - 1.0
 
@@ -170,6 +175,12 @@ class PredictorEvaluation(ResultBase):
         measured = [r.measured_s for r in self.results]
         return {m: scores([r.predicted_s[m] for r in self.results], measured) for m in METHODS}
 
+    def repeatability(self) -> dict[str, float]:
+        """How well this machine reproduces its own measurements: the odd rounds' time as a "prediction" of
+        the even rounds' time, scored like the predictors (the ceiling any predictor can reach here)."""
+        halves = [r.halves_s for r in self.results]
+        return scores([a for a, _ in halves], [b for _, b in halves])
+
     def meets_target(self) -> bool:
         s = self.scores()["predictor"]
         return s["within_10_pct"] >= TARGET_WITHIN and s["spearman"] >= TARGET_SPEARMAN
@@ -188,10 +199,14 @@ class PredictorEvaluation(ResultBase):
                 "rounds": self.rounds, "networks": len(self.results), "scores": self.scores(),
                 "target": {"within_10_pct": TARGET_WITHIN, "spearman": TARGET_SPEARMAN},
                 "meets_target": self.meets_target(), "finding": self.finding(), "notes": list(self.notes),
+                "repeatability": self.repeatability() if self.rounds >= 2 else None,
                 "results": [r.to_dict() for r in self.results]}
 
     def score_rows(self) -> list[dict[str, Any]]:
-        return [{"method": METHOD_LABELS[m], **v} for m, v in self.scores().items()]
+        rows = [{"method": METHOD_LABELS[m], **v} for m, v in self.scores().items()]
+        if self.rounds >= 2:
+            rows.append({"method": "measurement vs itself (odd vs even rounds)", **self.repeatability()})
+        return rows
 
     def tables(self) -> list[Table]:
         fm = {"within_10_pct": ".0f", "rmspe_pct": ".1f", "spearman": ".3f", "max_error_pct": ".0f"}
@@ -200,7 +215,9 @@ class PredictorEvaluation(ResultBase):
         notes = [f"target: >= {TARGET_WITHIN:.0f}% within +/-10% and Spearman >= {TARGET_SPEARMAN} "
                  f"({'met' if self.meets_target() else 'NOT met'})",
                  "(a) and (b) are fitted leave-one-out on the other held-out networks' measured times; "
-                 "(c) never sees a network's time", *self.notes]
+                 "(c) never sees a network's time",
+                 "measurement vs itself: the quietest odd round against the quietest even round of each network, "
+                 "the noise floor of this machine that every predictor's score includes", *self.notes]
         rows = [{"network": r.name, "family": r.family, "mflops": r.flops / 1e6,
                  "measured_ms": r.measured_s * 1e3, "spread_pct": 100 * (max(r.rounds_s) / r.measured_s - 1),
                  "predicted_ms": r.predicted_s["predictor"] * 1e3, "error_pct": 100 * r.error("predictor"),
