@@ -252,6 +252,12 @@ class PredictorEvaluation(ResultBase):
                                  f"rho {s['spearman']:.2f}", alpha=0.85 if m == "predictor" else 0.7)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            from matplotlib.ticker import FuncFormatter
+
+            plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_formatter(plain)
+                axis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if str(v)[0] in "25" else ""))
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)
             ax.set_xlabel("measured latency (ms)")

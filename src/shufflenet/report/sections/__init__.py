@@ -6,6 +6,7 @@ from shufflenet.report.sections import (  # noqa: F401  (each module registers i
     fig2,
     glance,
     guidelines,
+    latency,
     machine,
     reuse,
     table5,
