@@ -36,7 +36,7 @@ from shufflenet.errors import UserInputError
 from shufflenet.models import create_model
 
 CALIBRATE = importlib.import_module("shufflenet.audit.latency.benches")
-TINY = {"conv": 4, "other": 2, "rounds": 2, "passes": 1, "block_s": 0.0002, "blocks": 2}
+TINY = {"conv": 4, "other": 2, "networks": 0, "rounds": 2, "passes": 1, "block_s": 0.0002, "blocks": 2}
 TINY_PLAN = {"quick": dict(TINY), "full": dict(TINY)}
 SMALL_INPUT = (1, 3, 64, 64)
 

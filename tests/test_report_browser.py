@@ -25,7 +25,8 @@ pytest.importorskip("matplotlib", reason="the report's figures need matplotlib")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium binary (apt-get install chromium)")
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "report-cpu" / "report.json"
-BUILTIN = ("glance", "machine", "table5", "guidelines", "fig1", "fig2", "reuse", "audit", "units", "training")
+BUILTIN = ("glance", "machine", "table5", "guidelines", "fig1", "fig2", "reuse", "audit", "latency", "units",
+           "training")
 VIEWPORT = 1280
 
 

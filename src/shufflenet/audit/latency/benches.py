@@ -462,14 +462,15 @@ def _step_kernels(program: Any) -> list[tuple[str, str, dict[str, float]] | None
     """Run ``program`` once, recording which single kernel each step calls (``None``: not exactly one)."""
     from shufflenet.audit.latency.kernels import _Recorder
 
-    state = program.start()
     out: list[tuple[str, str, dict[str, float]] | None] = []
-    for step in program.steps:
-        rec = _Recorder()
-        with rec:
-            step(state)
-        k = rec.kernels[0] if len(rec.kernels) == 1 else None
-        out.append((k.kind, k.op, {n: float(v) for n, v in k.features.items()}) if k is not None else None)
+    with torch.inference_mode():  # as timed: composite ops (conv2d, batch_norm) then reach the mode whole
+        state = program.start()
+        for step in program.steps:
+            rec = _Recorder()
+            with rec:
+                step(state)
+            k = rec.kernels[0] if len(rec.kernels) == 1 else None
+            out.append((k.kind, k.op, {n: float(v) for n, v in k.features.items()}) if k is not None else None)
     return out
 
 

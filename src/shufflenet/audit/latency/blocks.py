@@ -37,10 +37,11 @@ class Program:
 
     def start(self) -> State:
         """The block's inputs, rewritten in place (as the layer before the block would have)."""
-        if not self._fresh:
-            self._fresh = {k: torch.randn(shape) for k, shape in self.inputs.items()}
-        for t in self._fresh.values():
-            t.mul_(1.0)
+        with torch.inference_mode():  # the block always runs in inference mode, as a timed forward does
+            if not self._fresh:
+                self._fresh = {k: torch.randn(shape) for k, shape in self.inputs.items()}
+            for t in self._fresh.values():
+                t.mul_(1.0)
         return dict(self._fresh)
 
     def add(self, step: Step) -> None:
@@ -130,7 +131,7 @@ def shufflenet_v2_unit(c: int, h: int, k: int, groups: int, down: bool, official
     if se:
         p.se("y", half, "sigmoid")
     p.add(lambda s: s.__setitem__("out", torch.cat((s["a"], s["y"]), 1)))
-    if not official or down:
+    if not official:  # the official layout's shuffle is the next unit's split (views, no copy)
         p.shuffle("out", c, ho, 2)
     return p
 

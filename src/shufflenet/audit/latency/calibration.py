@@ -188,7 +188,7 @@ def calibrate(mode: str = "quick", threads: int = 1, *, seed: int = 0,
     items = _benches.benches(mode, seed)
     programs = _benches.block_programs(mode, seed)
     plan = _benches._PLAN[mode]
-    rings_total = plan["passes"] * (len(items) // _benches.RING + 2) + 1
+    rings_total = len(_benches._rings(items, plan["passes"], seed)) + 1
     total = rings_total + plan["passes"] * ((len(programs) + _benches.GROUP - 1) // _benches.GROUP)
     done = [0]
 

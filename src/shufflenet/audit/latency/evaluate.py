@@ -230,9 +230,9 @@ class PredictorEvaluation(ResultBase):
         title = (f"Latency predictor on {len(self.results)} held-out networks, {self.threads} thread(s), "
                  f"batch 1 ({self.calibration_mode} calibration: {self.calibration_kernels} kernels, "
                  f"{self.calibration_s:.0f} s)")
-        return [Table.from_rows(title, self.score_rows(), fmts=fm, labels=labels, notes=notes, key="scores"),
+        return [Table.from_rows(title, self.score_rows(), fmts=fm, labels=labels, notes=notes, key="latency_scores"),
                 Table.from_rows(f"Per network, {self.threads} thread(s)", rows, fmts=nfm, labels=nlabels,
-                                key="networks")]
+                                key="latency_networks")]
 
     def figures(self) -> list[Figure]:
         results = self.results
