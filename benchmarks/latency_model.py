@@ -14,20 +14,40 @@ measured times) and (c) the calibrated predictor, and writes ``benchmarks/result
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from shufflenet._io import write_atomic
 from shufflenet.audit.latency import calibrate
-from shufflenet.audit.latency.evaluate import evaluate, held_out_networks
+from shufflenet.audit.latency.evaluate import PredictorEvaluation, evaluate, held_out_networks
 from shufflenet.environment import capture_environment
-from shufflenet.render import render
-from shufflenet.result import json_safe
+from shufflenet.render import render, write_result
+from shufflenet.result import Figure, ResultBase, Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class LatencyBenchmark(ResultBase):
+    """The benchmark's result for the one renderer: each thread count's evaluation, and the run's data."""
+
+    data: dict[str, Any]
+    evaluations: list[PredictorEvaluation]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def tables(self) -> list[Table]:
+        return [t for ev in self.evaluations for t in ev.tables()]
+
+    def figures(self) -> list[Figure]:
+        return [f for ev in self.evaluations for f in ev.figures()]
+
+    def conventions(self) -> list[str]:
+        return self.evaluations[0].conventions() if self.evaluations else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,11 +80,9 @@ def main(argv: list[str] | None = None) -> int:
            "evaluations": [ev.to_dict() for ev in evaluations]}
     stem = args.out
     stem.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(stem.with_suffix(".json"), json.dumps(json_safe(doc), indent=1))
-    write_atomic(stem.with_suffix(".md"), "\n\n".join(render(ev, "md") for ev in evaluations))
-    for ev in evaluations:
-        for fig in ev.figures():
-            write_atomic(stem.parent / f"{stem.name}_{fig.key}.png", fig.png())
+    bench = LatencyBenchmark(doc, evaluations)
+    write_result(bench, stem.with_suffix(".json"), environment=doc["environment"])
+    write_result(bench, stem.with_suffix(".md"), environment=doc["environment"])  # + STEM_KEY.png per figure
     print(f"wrote {stem.with_suffix('.json')}")
     return 0
 
