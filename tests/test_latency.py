@@ -602,3 +602,22 @@ def test_cli_latency_help_and_missing_action(capsys) -> None:
     assert code == 0 and "--calibration FILE" in out
     code, _, err = run(capsys, "latency")
     assert code == 2 and "ACTION" in err
+
+
+def test_roofline_columns_from_the_machine_ceilings(law_cal) -> None:
+    from types import SimpleNamespace
+
+    ceilings = SimpleNamespace(matmul_gmadds=50.0, copy_gb_per_s=25.0)  # ridge point: 2 multiply-adds per byte
+    pred = predict_latency(Small(), (1, 3, 32, 32), law_cal, name="small", ceilings=ceilings)
+    floors = [max(k.kernel.flops / 50e9, k.kernel.bytes / 25e9) for k in pred.kernels]
+    assert pred.floor_s() == pytest.approx(sum(floors))
+    rows = {r["kind"]: r for r in pred.by_kind()}
+    conv = [k for k in pred.kernels if k.kernel.kind == "conv"][0]
+    assert rows["conv"]["floor_us"] == pytest.approx(1e6 * max(conv.kernel.flops / 50e9, conv.kernel.bytes / 25e9))
+    assert rows["conv"]["bound"] == ("compute" if conv.kernel.flops / conv.kernel.bytes >= 2 else "memory")
+    assert rows["relu_"]["bound"] == "memory" and rows["view"]["bound"] == "n/a"
+    assert rows["conv"]["x_floor"] == pytest.approx(rows["conv"]["us"] / rows["conv"]["floor_us"])
+    summary = pred.tables()[0].rows[0]
+    assert summary["x_floor"] == pytest.approx(pred.seconds / pred.floor_s())
+    bare = predict_latency(Small(), (1, 3, 32, 32), law_cal, name="small", ceilings=None)
+    assert bare.floor_s() is None and "bound" not in bare.by_kind()[0]

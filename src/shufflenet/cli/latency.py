@@ -195,7 +195,7 @@ def _calibration_path(args: argparse.Namespace) -> Path:
 def run_predict(args: argparse.Namespace) -> int:
     from shufflenet.audit.latency.calibration import load_calibration
     from shufflenet.audit.latency.kernels import trace_kernels
-    from shufflenet.audit.latency.predict import FALLBACK_KIND, predict_trace
+    from shufflenet.audit.latency.predict import FALLBACK_KIND, cached_ceilings, predict_trace
     from shufflenet.models import get_entry
 
     # Cheap checks first: a bad name, size, output or calibration fails before the model is built.
@@ -216,7 +216,8 @@ def run_predict(args: argparse.Namespace) -> int:
                              f"nor of {FALLBACK_KIND} to price them; run `shufflenet latency calibrate"
                              f"{_threads_flag(cal.threads)}` again")
     differences = cal.differences(threads=args.threads if args.threads is not None else cal.threads)
-    prediction = predict_trace(trace, cal, name=args.model, differences=differences)
+    prediction = predict_trace(trace, cal, name=args.model, differences=differences,
+                               ceilings=cached_ceilings(cal.threads))
     if differences:
         sys.stderr.write(f"shufflenet: warning: calibration {path} is of another platform "
                          f"({'; '.join(differences)}): predicting for that platform at {cal.threads} "

@@ -18,6 +18,7 @@ from torch import nn
 
 from shufflenet.audit.latency.calibration import Calibration
 from shufflenet.audit.latency.kernels import Kernel, KernelTrace, trace_kernels
+from shufflenet.measure.roofline import NO_MEMORY, roofline_bound
 from shufflenet.measure.timing import median
 from shufflenet.result import Figure, ResultBase, Table
 
@@ -53,6 +54,7 @@ class LatencyPrediction(ResultBase):
     calibration: str
     calibration_mode: str
     warnings: list[str] = field(default_factory=list)
+    ceilings: Any = None  # this machine's MachineCeilings at the calibration's threads, for the roofline columns
 
     @property
     def seconds(self) -> float:
@@ -67,18 +69,41 @@ class LatencyPrediction(ResultBase):
     def mac_bytes(self) -> int:
         return sum(k.kernel.bytes for k in self.kernels)
 
+    def floor_s(self, kernels: Sequence[KernelPrediction] | None = None) -> float | None:
+        """The roofline floor of ``kernels`` (default: all): each kernel at the machine's compute ceiling or
+        copy bandwidth, whichever binds (:mod:`shufflenet.measure.roofline`); ``None`` without ceilings."""
+        c = self.ceilings
+        if c is None:
+            return None
+        return sum(max(k.kernel.flops / (c.matmul_gmadds * 1e9), k.kernel.bytes / (c.copy_gb_per_s * 1e9))
+                   for k in (self.kernels if kernels is None else kernels))
+
     def by_kind(self) -> list[dict[str, Any]]:
-        """Per op type: calls, predicted time and share, FLOPs and bytes, slowest first."""
+        """Per op type: calls, predicted time and share, FLOPs and bytes, slowest first; with the machine's
+        ceilings also the roofline bound and floor, and how many times the floor the prediction is."""
         total = self.seconds
         groups: dict[str, list[KernelPrediction]] = defaultdict(list)
         for k in self.kernels:
             groups[k.kernel.kind].append(k)
-        rows = [{"kind": kind, "calls": len(ks), "us": sum(k.seconds for k in ks) * 1e6,
-                 "share_pct": 100 * sum(k.seconds for k in ks) / total if total else 0.0,
-                 "mflops": sum(k.kernel.flops for k in ks) / 1e6, "kb": sum(k.kernel.bytes for k in ks) / 1e3}
-                for kind, ks in groups.items()]
-        rows.append({"kind": "(module calls)", "calls": self.module_calls, "us": self.module_overhead_s * 1e6,
-                     "share_pct": 100 * self.module_overhead_s / total if total else 0.0, "mflops": 0.0, "kb": 0.0})
+        rows = []
+        for kind, ks in groups.items():
+            t = sum(k.seconds for k in ks)
+            flops, nbytes = sum(k.kernel.flops for k in ks), sum(k.kernel.bytes for k in ks)
+            row: dict[str, Any] = {"kind": kind, "calls": len(ks), "us": t * 1e6,
+                                   "share_pct": 100 * t / total if total else 0.0, "mflops": flops / 1e6,
+                                   "kb": nbytes / 1e3}
+            floor = self.floor_s(ks)
+            if floor is not None:
+                row.update(bound=roofline_bound(flops, nbytes, self.ceilings), floor_us=floor * 1e6,
+                           x_floor=t / floor if floor > 0 else None)
+            rows.append(row)
+        overhead: dict[str, Any] = {"kind": "(module calls)", "calls": self.module_calls,
+                                    "us": self.module_overhead_s * 1e6,
+                                    "share_pct": 100 * self.module_overhead_s / total if total else 0.0,
+                                    "mflops": 0.0, "kb": 0.0}
+        if self.ceilings is not None:
+            overhead.update(bound=NO_MEMORY, floor_us=0.0, x_floor=None)
+        rows.append(overhead)
         return sorted(rows, key=lambda r: -r["us"])
 
     def by_module(self) -> list[dict[str, Any]]:
@@ -109,11 +134,19 @@ class LatencyPrediction(ResultBase):
     def tables(self) -> list[Table]:
         fm = {"us": ".1f", "share_pct": ".1f", "mflops": ".2f", "kb": ".1f"}
         labels = {"us": "predicted (us)", "share_pct": "share (%)", "mflops": "MFLOPs", "kb": "MAC (kB)"}
-        head = [{"model": self.model, "input": "x".join(map(str, self.input_size)), "threads": self.threads,
-                 "predicted_ms": self.seconds * 1e3, "mflops": self.flops / 1e6, "kernels": len(self.kernels),
-                 "calibration": self.calibration_mode}]
+        head: list[dict[str, Any]] = [{
+            "model": self.model, "input": "x".join(map(str, self.input_size)), "threads": self.threads,
+            "predicted_ms": self.seconds * 1e3, "mflops": self.flops / 1e6, "kernels": len(self.kernels),
+            "calibration": self.calibration_mode}]
+        floor = self.floor_s()
+        if floor:
+            head[0].update(floor_ms=floor * 1e3, x_floor=self.seconds / floor)
+            fm.update(floor_us=".1f", x_floor=".1f")
+            labels.update(floor_us="roofline floor (us)", x_floor="x floor")
         return [
-            Table.from_rows("Predicted latency", head, fmts={"predicted_ms": ".3f", "mflops": ".1f"},
+            Table.from_rows("Predicted latency", head, fmts={"predicted_ms": ".3f", "mflops": ".1f",
+                                                             "floor_ms": ".3f", "x_floor": ".1f"},
+                            labels={"floor_ms": "roofline floor (ms)", "x_floor": "x floor"},
                             notes=self.warnings, key="summary"),
             Table.from_rows("Predicted time per op type", self.by_kind(), fmts=fm, labels=labels, key="kinds"),
             Table.from_rows("Predicted time per module", self.by_module(), fmts=fm, labels=labels, key="modules"),
@@ -136,9 +169,14 @@ class LatencyPrediction(ResultBase):
                        size=(7.0, max(2.5, 0.3 * len(rows) + 1)))]
 
     def conventions(self) -> list[str]:
-        return ["predicted, not timed: the sum of each kernel's model (calibrated on timed kernels of this "
-                "op type) plus the Python overhead of every module call",
-                "FLOPs = multiply-adds (the paper's convention); MAC in fp32 bytes"]
+        lines = ["predicted, not timed: the sum of each kernel's model (calibrated on timed kernels of this "
+                 "op type) plus the Python overhead of every module call",
+                 "FLOPs = multiply-adds (the paper's convention); MAC in fp32 bytes"]
+        if self.ceilings is not None:
+            lines.append(f"roofline floor: each kernel at this machine's {self.ceilings.matmul_gmadds:.0f} G "
+                         f"multiply-adds/s or {self.ceilings.copy_gb_per_s:.0f} GB/s, whichever binds "
+                         "(shufflenet bench --machine)")
+        return lines
 
 
 def predict_kernel(cal: Calibration, k: Kernel) -> KernelPrediction:
@@ -159,7 +197,7 @@ def predict_kernel(cal: Calibration, k: Kernel) -> KernelPrediction:
 
 
 def predict_trace(trace: KernelTrace, cal: Calibration, *, name: str = "model",
-                  differences: Sequence[str] = ()) -> LatencyPrediction:
+                  differences: Sequence[str] = (), ceilings: Any = None) -> LatencyPrediction:
     """The prediction of an already traced forward pass."""
     preds = [predict_kernel(cal, k) for k in trace.kernels]
     warnings = []
@@ -171,17 +209,31 @@ def predict_trace(trace: KernelTrace, cal: Calibration, *, name: str = "model",
                         "copies of their tensors: " + ", ".join(missing))
     return LatencyPrediction(name, trace.input_size, cal.threads, preds, trace.module_calls,
                              trace.bare_module_calls * cal.module_call_s, cal.path or "(in memory)",
-                             cal.mode, warnings)
+                             cal.mode, warnings, ceilings)
+
+
+def cached_ceilings(threads: int) -> Any:
+    """This machine's ceilings at ``threads`` from the ``shufflenet bench --machine`` cache (never measured
+    here: a prediction times nothing), or ``None``."""
+    from shufflenet.measure import load_machine
+
+    return load_machine("cpu", threads)
 
 
 def predict_latency(model: nn.Module, input_size: Sequence[int], calibration: Calibration, *,
-                    name: str | None = None, check_platform: bool = True) -> LatencyPrediction:
+                    name: str | None = None, check_platform: bool = True, ceilings: Any = "cached"
+                    ) -> LatencyPrediction:
     """Predict ``model``'s eager fp32 latency on ``input_size`` (NCHW, batch first) at the calibration's
     thread count, without timing it.
 
     ``check_platform`` compares the calibration's environment with this process's and puts what differs
-    (CPU, threads, torch version) in the prediction's warnings.
+    (CPU, threads, torch version) in the prediction's warnings. ``ceilings`` (a ``MachineCeilings``,
+    ``None``, or ``"cached"``: the cache of ``shufflenet bench --machine`` if any) adds the roofline bound
+    and floor per op type.
     """
     trace = trace_kernels(model, input_size)
     differences = calibration.differences() if check_platform else []
-    return predict_trace(trace, calibration, name=name or type(model).__name__, differences=differences)
+    if isinstance(ceilings, str):
+        ceilings = cached_ceilings(calibration.threads)
+    return predict_trace(trace, calibration, name=name or type(model).__name__, differences=differences,
+                         ceilings=ceilings)
