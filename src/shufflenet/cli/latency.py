@@ -39,8 +39,8 @@ from shufflenet.render import FORMATS, render
 MAX_THREADS = 1024
 
 EPILOG = """examples:
-  shufflenet latency calibrate                        # about 1-2 minutes, 1 thread, into the cache
-  shufflenet latency calibrate --full --threads 4     # about 4x the kernels, at 4 threads
+  shufflenet latency calibrate                        # about 30 s, 1 thread, into the cache
+  shufflenet latency calibrate --full --threads 4     # 4x the kernels (about 3 minutes here), at 4 threads
   shufflenet latency predict shufflenet_v2_x1_0       # uses the cached 1-thread calibration
   shufflenet latency predict torchvision:mobilenet_v2 --input 160 --out mnv2.json
   shufflenet latency predict mypkg.nets:build -m width=64 --calibration cal.json"""
@@ -69,9 +69,9 @@ def add_parser(sub: Any) -> None:
                            description=(__doc__ or "").split("\n\n")[1], epilog=CALIBRATE_EPILOG)
     mode = c.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="about 700 kernels, 1-2 minutes on one thread (the default)")
+                      help="about 2700 kernels, about 30 s on one thread (the default)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="about 2800 kernels with more repeats each (several minutes)")
+                      help="about 10 800 kernels with more repeats each (about 3 minutes on one thread)")
     c.set_defaults(mode="quick")
     c.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, metavar="N",
                    help="intra-op threads the kernels run with (1 = the paper's one-thread ARM setting)")
@@ -188,7 +188,7 @@ def _calibration_path(args: argparse.Namespace) -> Path:
     path = default_path(threads)
     if not path.exists():
         raise UserInputError(f"no latency calibration of this machine at {threads} thread(s) ({path}): run "
-                             f"`shufflenet latency calibrate{_threads_flag(threads)}` first (1-2 minutes)")
+                             f"`shufflenet latency calibrate{_threads_flag(threads)}` first (about 30 s)")
     return path
 
 
