@@ -35,11 +35,14 @@ STEM_SPATIAL = (80, 96, 112, 160, 192, 224)
 MAX_ACTIVATION = 1_300_000  # elements: c * h * w of a layer's widest map (112 x 112 x 104 ...)
 MAX_MACS = 400_000_000
 
-# per mode: kernels per conv kind and per other op (timed in rings), random blocks, timed rounds per ring, passes over all rings (each
-# kernel keeps its quietest pass), and the hot-loop timing of the module overheads (s per block, blocks)
-_PLAN = {"quick": {"conv": 100, "other": 15, "networks": 150, "rounds": 7, "passes": 2, "block_s": 0.001,
+# per mode: kernels per conv kind and per other op (timed in rings), random blocks, timed rounds per ring or
+# block group, passes over all of them, and the hot-loop timing of the module overheads (s per block,
+# blocks). Each kernel keeps its quietest pass: passes are minutes apart, so many passes find the machine
+# as quiet as the many interleaved rounds of a network measurement do (with 2-3 passes, the predictions
+# came out 5-12% slow against networks timed in 10-20 rounds).
+_PLAN = {"quick": {"conv": 100, "other": 15, "networks": 150, "rounds": 5, "passes": 4, "block_s": 0.001,
                    "blocks": 5},
-         "full": {"conv": 400, "other": 50, "networks": 600, "rounds": 11, "passes": 3, "block_s": 0.002,
+         "full": {"conv": 400, "other": 50, "networks": 600, "rounds": 5, "passes": 8, "block_s": 0.002,
                   "blocks": 9}}
 GROUP = 6  # blocks run back to back per round, so each block's weights are evicted by the others
 RING = 24
