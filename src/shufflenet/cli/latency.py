@@ -40,7 +40,7 @@ MAX_THREADS = 1024
 
 EPILOG = """examples:
   shufflenet latency calibrate                        # about 30 s, 1 thread, into the cache
-  shufflenet latency calibrate --full --threads 4     # 4x the kernels (about 3 minutes here), at 4 threads
+  shufflenet latency calibrate --full --threads 4     # 4x the kernels (about 4 minutes here), at 4 threads
   shufflenet latency predict shufflenet_v2_x1_0       # uses the cached 1-thread calibration
   shufflenet latency predict torchvision:mobilenet_v2 --input 160 --out mnv2.json
   shufflenet latency predict mypkg.nets:build -m width=64 --calibration cal.json"""
@@ -71,7 +71,7 @@ def add_parser(sub: Any) -> None:
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
                       help="about 2700 kernels, about 30 s on one thread (the default)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="about 10 800 kernels with more repeats each (about 3 minutes on one thread)")
+                      help="about 10 800 kernels with more repeats each (about 4 minutes on one thread)")
     c.set_defaults(mode="quick")
     c.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, metavar="N",
                    help="intra-op threads the kernels run with (1 = the paper's one-thread ARM setting)")

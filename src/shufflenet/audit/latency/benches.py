@@ -8,8 +8,8 @@ it: the same Python function, inside ``torch.inference_mode()``, with the thread
 (as :func:`shufflenet.measure` times a model) and wall time otherwise.
 
 ``quick`` times about 2700 kernels (about 1800 of them inside 150 random network blocks, see
-:mod:`~shufflenet.audit.latency.blocks`; 22-30 s on one thread here), ``full`` about 10 800 (600 blocks,
-150-185 s here) with more repeats per kernel. The result is a :class:`~shufflenet.audit.latency.calibration.Calibration`.
+:mod:`~shufflenet.audit.latency.blocks`; 30-35 s on one thread here), ``full`` about 10 800 (600 blocks,
+220-260 s here) with more repeats per kernel. The result is a :class:`~shufflenet.audit.latency.calibration.Calibration`.
 """
 
 from __future__ import annotations

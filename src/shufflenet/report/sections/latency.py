@@ -100,7 +100,7 @@ def _estimate(options: ReportOptions) -> float:
 
     if options.quick:  # measured: 6-8 s for the networks, 22-30 s for a quick calibration
         return 10.0 if default_path(options.resolved_threads()).exists() else 40.0
-    return 300.0  # measured: a full calibration 149 s, 51 networks x 6 rounds about 2 minutes
+    return 400.0  # measured: a full calibration 224-261 s, 51 networks x 6 rounds about 2 minutes
 
 
 SECTION = register(Section("latency", "Latency predictor: calibrated kernels against FLOPs", 58, run,
