@@ -148,6 +148,14 @@ def build_model(name: str, args: argparse.Namespace) -> nn.Module:
     return create_model(name, **kwargs)
 
 
+def add_mode_args(p: argparse.ArgumentParser, quick_help: str, full_help: str) -> None:
+    """``--quick`` (the default) or ``--full``, into ``args.mode``."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help=quick_help)
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help=full_help)
+    p.set_defaults(mode="quick")
+
+
 def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="output format (default: from --out's extension: .json, .csv, .md, .html; else table)")

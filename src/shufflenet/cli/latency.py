@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shufflenet.cli._common import (
+    add_mode_args,
     add_model_args,
     add_output_args,
     build_model,
@@ -67,12 +68,8 @@ def add_parser(sub: Any) -> None:
 
     c = actions.add_parser("calibrate", help="time this machine's kernels and write the calibration file",
                            description=(__doc__ or "").split("\n\n")[1], epilog=CALIBRATE_EPILOG)
-    mode = c.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="about 2700 kernels, about 30 s on one thread (the default)")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="about 10 800 kernels with more repeats each (about 4 minutes on one thread)")
-    c.set_defaults(mode="quick")
+    add_mode_args(c, "about 2700 kernels, about 30 s on one thread (the default)",
+                  "about 10 800 kernels with more repeats each (about 4 minutes on one thread)")
     c.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, metavar="N",
                    help="intra-op threads the kernels run with (1 = the paper's one-thread ARM setting)")
     c.add_argument("--seed", type=int_arg(0), default=0, metavar="N",

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shufflenet.cli._common import int_arg, progress
+from shufflenet.cli._common import add_mode_args, int_arg, progress
 from shufflenet.errors import UserInputError
 
 DEFAULT_ROOT = Path("runs") / "report"
@@ -27,12 +27,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("report", help="the paper's evaluation on this machine, as one HTML/Markdown/JSON report",
                        description=(__doc__ or "").split("\n\n")[0],
                        epilog="sections (for --sections): " + _section_list())
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="the short run `make run` does (the default; about 2 minutes on a 2-core CPU)")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="every section at the sizes of the committed benchmarks (about 9 minutes on a 2-core CPU)")
-    p.set_defaults(mode="quick")
+    add_mode_args(p, "the short run `make run` does (the default; about 3 minutes on a 2-core CPU)",
+                  "every section at the sizes of the committed benchmarks (about 14 minutes on a 2-core CPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--threads", type=int_arg(1, 4096), default=None, metavar="N",
                    help="intra-op threads (default: 1 on CPU, the paper's single-thread ARM protocol)")
