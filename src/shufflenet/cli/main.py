@@ -23,7 +23,7 @@ from typing import Any
 from shufflenet.cli._common import check_output_path, plain_text, resolve_format, set_command_inputs
 from shufflenet.errors import ShuffleNetError, UserInputError, first_line
 
-SUBCOMMANDS = ("models", "cost", "bench", "profile", "guidelines", "audit", "reuse", "latency", "train", "evaluate", "predict", "report")
+SUBCOMMANDS = ("models", "cost", "bench", "profile", "guidelines", "audit", "reuse", "latency", "train", "evaluate", "predict", "export", "report")
 
 DESCRIPTION = ("ShuffleNet V2 and V1 built exactly to the papers, and the ShuffleNet V2 paper's method for "
                "any PyTorch model: FLOPs and memory access cost (MAC), measured speed on this machine, "
@@ -37,6 +37,7 @@ EPILOG = """examples:
   shufflenet guidelines g1 --quick                   # the paper's Table 1 experiment on this machine
   shufflenet train shufflenet_v2_x0_5 --epochs 30    # Fashion-MNIST
   shufflenet eval runs/train/RUN/model.pt            # top-1/top-5 and a confusion matrix
+  shufflenet export shufflenet_v2_x1_0 --format onnx --optimize   # checked in ONNX Runtime
   shufflenet COMMAND --help                          # the options of one command
 
 --format is inferred from --out's extension (.json, .csv; anything else: a text table). Errors are one
@@ -45,7 +46,7 @@ line on stderr, exit code 2 for bad input and 1 for failures; --debug also print
 # Input files a subcommand may read (attribute names of its parsed arguments) and its output paths.
 INPUT_ARGS = ("checkpoint", "images", "config", "classes", "resume", "init_from", "weights")
 OUTPUT_ARGS = (("out", "--out", "text"), ("plot", "--plot", "png"), ("plot_dir", "--plot-dir", "dir"),
-               ("confusion_png", "--confusion", "png"))
+               ("confusion_png", "--confusion", "png"), ("summary", "--summary", "text"))
 # Subcommands whose options default to a config dataclass's fields (default=SUPPRESS in the parser).
 CONFIG_DEFAULTS = {"train": "TrainConfig", "eval": "EvalConfig"}
 

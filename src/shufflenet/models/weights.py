@@ -19,6 +19,7 @@ mean/std. :class:`WeightsInfo.input_convention` says which applies to a loaded f
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pickletools
@@ -68,6 +69,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         WeightsError: a truncated or corrupted checkpoint.
     """
     require_path(path, "path", "read_checkpoint")
+    if os.fspath(path).startswith("shipped:"):  # a checkpoint shipped with the package (models/shipped.py)
+        from shufflenet.models.shipped import resolve_weights
+
+        path = resolve_weights(path)
     path = Path(path)
     if not path.exists():
         raise CheckpointNotFoundError(f"checkpoint not found: {path}")
@@ -85,9 +90,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         except ImportError as exc:  # pragma: no cover - optional dependency
             raise WeightsError("reading .safetensors needs the 'safetensors' package") from exc
         try:
-            return load_file(str(path))
+            state = load_file(str(path))
+            meta = read_safetensors_metadata(path)
         except Exception as exc:
             raise WeightsError(f"{path}: not a readable safetensors file ({first_line(exc)})") from exc
+        if meta.pop("format", None) == FORMAT_TAG:
+            return {"format": FORMAT_TAG, "version": 1, "state_dict": state, "meta": meta}
+        return state
     _refuse_plain_pickle(path)
     try:
         with warnings.catch_warnings():
@@ -189,16 +198,38 @@ def _pickle_globals(f: Any) -> tuple[list[str], int | None]:
 
 def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None) -> None:
     """Write ``model``'s weights atomically (temp file + rename): safetensors for ``*.safetensors``,
-    otherwise a ``torch.save`` dict ``{"format": "shufflenet", "state_dict": ..., "meta": ...}``."""
+    otherwise a ``torch.save`` dict ``{"format": "shufflenet", "state_dict": ..., "meta": ...}``. In
+    safetensors metadata (strings only) a non-string value is stored as JSON and read back decoded."""
     require_module(model, "model", "save_weights")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_file(path) as f:
         if Path(path).suffix == ".safetensors":
             from safetensors.torch import save
 
-            f.write(save(state, metadata={k: str(v) for k, v in (meta or {}).items()}))
+            text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (meta or {}).items()}
+            f.write(save(state, metadata={**text, "format": FORMAT_TAG}))
         else:
             torch.save({"format": FORMAT_TAG, "version": 1, "state_dict": state, "meta": dict(meta or {})}, f)
+
+
+def read_safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a ``.safetensors`` file, with the JSON values :func:`save_weights` wrote decoded
+    (safetensors stores strings only)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        raw = dict(f.metadata() or {})
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = json.loads(value) if value[:1] in ("{", "[") or value in ("true", "false", "null") \
+                or _NUMBER.fullmatch(value) else value
+        except ValueError:
+            out[key] = value
+    return out
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 
 
 def _unwrap(obj: Any) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
