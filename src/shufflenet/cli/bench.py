@@ -54,6 +54,9 @@ def add_parser(sub: Any) -> None:
                    help="auto: the thread's CPU time for 1-thread CPU runs, else wall time")
     p.add_argument("--wait-idle", type=float_arg(0.0, 86_400.0), default=0.0, metavar="SECONDS",
                    help="before each row, wait up to SECONDS for other processes to go quiet")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime", "openvino", "ncnn"), default="torch",
+                   help="time in this inference runtime (converted from the PyTorch model; fp32, CPU, wall "
+                        "clock): the runtime is part of the platform")
     p.add_argument("--suite", choices=("paper-fig1", "units"), help="the paper's comparisons on this machine")
     p.add_argument("--quick", action="store_true", help="shorter timing (fewer warm-ups and repeats)")
     p.add_argument("--machine", action="store_true",
@@ -70,7 +73,7 @@ def _options(args: argparse.Namespace) -> Any:
         device=args.device, threads=args.threads, dtype=args.dtype,
         memory_format="channels_last" if args.channels_last else "contiguous", compile=args.compile,
         cuda_graphs=args.cuda_graphs, cudnn_benchmark=not args.no_cudnn_benchmark, clock=args.clock,
-        wait_idle=args.wait_idle)
+        wait_idle=args.wait_idle, runtime=args.runtime)
     if args.min_run_time is not None:
         kwargs["min_run_time"] = args.min_run_time
     if args.warmup is not None:

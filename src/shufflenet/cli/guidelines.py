@@ -42,6 +42,9 @@ def add_parser(sub: Any) -> None:
                    help="interleaved timing rounds per row (default 21; 15 with --quick)")
     p.add_argument("--min-run-time", type=float_arg(0.0, 3600.0, inclusive=False), default=None, metavar="SECONDS",
                    help="seconds per timed measurement (default 0.15; 0.1 with --quick)")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime", "openvino", "ncnn"), default="torch",
+                   help="time the blocks in this inference runtime (CPU, fp32): the guidelines may read "
+                        "differently there than in eager PyTorch")
     p.add_argument("--plot-dir", metavar="DIR", default=None, help="write a bar-chart PNG per table to DIR")
     add_output_args(p)
     p.set_defaults(func=run)
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     keys = check_guidelines(args.which)
     opts = RunOptions(device=args.device, batch=args.batch, threads=args.threads, channels=args.channels,
+                      runtime=args.runtime,
                       quick=args.quick, rounds=args.rounds, min_run_time=args.min_run_time).resolved()
     quiet = bool(getattr(args, "quiet", False))
     result = run_guidelines(keys, opts, progress=lambda it, desc, total: progress(it, desc, quiet, total))

@@ -52,8 +52,8 @@ from shufflenet.guidelines.paper_tables import ARM_UNIT, GPU_UNIT, MULTIPLIERS, 
 from shufflenet.guidelines.plots import table_chart
 from shufflenet.guidelines.registry import choices_text, get_guideline
 from shufflenet.guidelines.verdicts import Verdict, compare, judge
-from shufflenet.measure.options import resolve_device, resolve_threads
-from shufflenet.measure.timing import median, relative_iqr
+from shufflenet.measure.options import check_runtime, resolve_device, resolve_threads
+from shufflenet.measure.timing import median, prepare_runtime, relative_iqr
 from shufflenet.result import FLOPS, MAC, SPEED, Figure, ResultBase, Table
 
 QUICK_ROUNDS, QUICK_MIN_RUN_TIME = 15, 0.1
@@ -93,6 +93,7 @@ class RunOptions:
     min_run_time: float | None = None
     multipliers: tuple[int, ...] | None = None
     cudnn_benchmark: bool = True
+    runtime: str = "torch"
 
     def resolved(self) -> RunOptions:
         """Validated, with every default filled in (raises :class:`UserInputError` for bad values)."""
@@ -113,14 +114,18 @@ class RunOptions:
             raise UserInputError(f"min_run_time must be > 0 seconds, got {mrt}")
         mults = check_multipliers(self.multipliers if self.multipliers is not None
                                   else ((1,) if self.quick else MULTIPLIERS))
+        runtime = check_runtime(self.runtime)
+        if runtime != "torch" and cuda:
+            raise UserInputError(f"--runtime {runtime} runs on the CPU; drop --device {self.device}")
         return RunOptions(device=str(dev), batch=batch, threads=self.threads, channels=channels,
                           quick=self.quick, rounds=rounds, min_run_time=float(mrt), multipliers=mults,
-                          cudnn_benchmark=self.cudnn_benchmark)
+                          cudnn_benchmark=self.cudnn_benchmark, runtime=runtime)
 
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "batch": self.batch, "threads": self.threads, "channels": self.channels,
                 "quick": self.quick, "rounds": self.rounds, "min_run_time": self.min_run_time,
-                "multipliers": list(self.multipliers or ()), "cudnn_benchmark": self.cudnn_benchmark}
+                "multipliers": list(self.multipliers or ()), "cudnn_benchmark": self.cudnn_benchmark,
+                "runtime": self.runtime}
 
 
 @dataclass
@@ -408,7 +413,8 @@ def run_guidelines(which: Sequence[str] | str = "all", options: RunOptions | Non
     def steps() -> Iterable[tuple[str, int, int, int, list[RowResult], list[torch.nn.Module]]]:
         for key, m, specs in plan:
             # on the device once, so measure() times them without copying the weights each round
-            nets = [s.build().to(opts.device) for s in specs]
+            nets = [prepare_runtime(s.build().to(opts.device).eval(), opts.runtime, s.input_size(opts.batch),
+                                    opts.threads or 1) for s in specs]
             rows = []
             for spec in specs:
                 flops, mac = cost_of(spec)

@@ -22,6 +22,7 @@ from shufflenet.measure.machine import MachineCeilings
 from shufflenet.measure.options import (
     cannot_run,
     check_batches,
+    check_runtime,
     check_image_size,
     resolve_device,
     resolve_dtype,
@@ -68,10 +69,12 @@ class BenchOptions:
     warmup: int = DEFAULT_WARMUP
     clock: str = "auto"
     wait_idle: float = 0.0
+    runtime: str = "torch"
     quick: bool = False
 
     def __post_init__(self) -> None:
         dev = resolve_device(self.device)  # validate early: one clear error before any model is built
+        check_runtime(self.runtime)
         resolve_dtype(self.dtype)
         resolve_clock(self.clock, dev, resolve_threads(self.threads, dev))
         if self.cuda_graphs and dev.type != "cuda":
@@ -214,7 +217,10 @@ class BenchResult(ResultBase):
     def title(self) -> str:
         e = self.env
         where = e.get("gpu_name") or e.get("cpu_model")
-        return (f"shufflenet bench on {where}, {e.get('device')}, {e.get('threads')} thread(s), "
+        runtime = self.options.runtime
+        return (f"shufflenet bench on {where}, {e.get('device')}"
+                + (f" in {runtime}" if runtime != "torch" else "")
+                + f", {e.get('threads')} thread(s), "
                 f"{e.get('dtype')}, {e.get('memory_format')}, torch {e.get('torch')}"
                 + (" (quick)" if self.options.quick else ""))
 

@@ -131,3 +131,13 @@ def parse_batches(text: str) -> list[int]:
     if any(v <= 0 for v in values):
         raise UserInputError(f"--batch {text!r}: batch sizes must be >= 1")
     return values
+
+
+RUNTIMES = ("torch", "onnxruntime", "openvino", "ncnn")
+
+
+def check_runtime(runtime: str) -> str:
+    """``runtime`` if it names an inference runtime models can be timed in, else :class:`UserInputError`."""
+    if runtime not in RUNTIMES:
+        raise UserInputError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    return runtime

@@ -157,6 +157,7 @@ class Measurement(ResultBase):
     wall_iqr_s: float | None = None
     compile: bool = False
     cuda_graphs: bool = False
+    runtime: str = "torch"
     cudnn_benchmark: bool | None = None
     noisy_threshold: float = NOISY_THRESHOLD
     times_s: list[float] = field(default_factory=list)
@@ -377,6 +378,17 @@ def _capture_cuda_graph(fn: Callable[..., Any], x: torch.Tensor) -> torch.cuda.C
     return graph
 
 
+def prepare_runtime(model: nn.Module, runtime: str, input_size: Sequence[int], threads: int) -> nn.Module:
+    """``model`` converted for ``runtime`` once (so repeated :func:`measure` calls do not convert again);
+    ``"torch"`` returns it unchanged. The result is timed with the wall clock."""
+    if runtime == "torch":
+        return model
+    # The deploy package builds on this one; it is imported only when another runtime is asked for.
+    from shufflenet.deploy.runtimes import to_runtime
+
+    return to_runtime(model, runtime, tuple(input_size), threads=threads)
+
+
 def measure(
     model: nn.Module,
     input_size: Sequence[int],
@@ -396,6 +408,7 @@ def measure(
     clock: Clock = "auto",
     wait_idle: float = 0.0,
     name: str | None = None,
+    runtime: str = "torch",
 ) -> Measurement:
     """Time ``model`` on a random NCHW input of ``input_size`` (batch first); see the module docstring.
 
@@ -414,6 +427,9 @@ def measure(
         clock: ``"auto"`` (thread CPU time on CPU with 1 thread, else wall), ``"wall"`` or ``"thread_cpu"``.
         wait_idle: wait up to this many seconds for other processes to go quiet before warming up.
         name: the model's label in the result (default: its class name).
+        runtime: ``"torch"`` (eager PyTorch), or ``"onnxruntime"``, ``"openvino"``, ``"ncnn"``: the model
+            is converted and run there (fp32, NCHW input), timed with the wall clock, since a runtime may
+            compute on threads of its own.
 
     Model and input are converted on a copy, so the caller's model is left as it was (its train/eval
     mode is restored).
@@ -431,6 +447,15 @@ def measure(
     check_count("warmup", warmup, 0)
     if method not in ("blocked", "adaptive"):
         raise UserInputError(f"unknown timing method {method!r}: choose blocked or adaptive")
+    if getattr(model, "wall_clock_only", False) and clock == "auto":
+        clock = "wall"  # a model already converted for a runtime (prepare_runtime)
+    if runtime != "torch":
+        if dev.type != "cpu" or dt != torch.float32 or compile or mf != torch.contiguous_format:
+            raise UserInputError(f"--runtime {runtime} times fp32 on the CPU with its own layouts and graph "
+                                 "optimisations: drop --device/--dtype/--channels-last/--compile")
+        if clock == "thread_cpu":
+            raise UserInputError(f"--runtime {runtime} computes on threads of its own: use --clock wall")
+        clock = "wall"
     clock_used = resolve_clock(clock, dev, nthreads)
     notes: list[str] = []
     if dt == torch.float16 and dev.type == "cpu":
@@ -442,6 +467,9 @@ def measure(
     was_training = model.training
     net = prepare_model(model, dev, dt, mf)
     net.eval()
+    if runtime != "torch":
+        net = prepare_runtime(net, runtime, size, nthreads)
+        notes.append(f"timed in {runtime} ({nthreads} thread(s)), converted from the PyTorch model")
     cudnn_flag = cudnn_benchmark if dev.type == "cuda" else None
     try:
         with _cudnn_benchmark(cudnn_flag), num_threads(nthreads), torch.inference_mode():
@@ -489,7 +517,8 @@ def measure(
         warmup_s=warmup_s, min_run_time=min_run_time, method=method, clock=clock_used,
         other_load=other_load, wait_idle_s=waited, wall_median_s=wall.median if wall else None,
         wall_iqr_s=wall.iqr if wall else None, compile=compile,
-        cuda_graphs=cuda_graphs, cudnn_benchmark=cudnn_flag, times_s=list(raw.times), notes=notes, env=env,
+        cuda_graphs=cuda_graphs, runtime=runtime, cudnn_benchmark=cudnn_flag, times_s=list(raw.times),
+        notes=notes, env=env,
     )
 
 
