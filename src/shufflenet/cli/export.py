@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from shufflenet.deploy.export import default_output, export_model, output_files
     from shufflenet.deploy.optimize import optimize
     from shufflenet.models import get_entry
-    from shufflenet.models.shipped import load_checked_weights
+    from shufflenet.models.shipped import load_checked_weights, resolve_weights
 
     entry = get_entry(args.model) if ":" not in args.model or args.model.split(":")[0] in ("torchvision", "timm") \
         else None
@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.export_out) if args.export_out else default_output(args.model, args.export_format,
                                                                        optimized=args.optimize,
                                                                        precision=args.precision)
+    weights_file = resolve_weights(args.weights) if args.weights else None
     for path in output_files(out, args.export_format):
-        if args.weights and path.exists() and os.path.samefile(path, args.weights):
+        if weights_file is not None and path.exists() and weights_file.exists() and os.path.samefile(path, weights_file):
             raise UserInputError(f"--out {path} is the --weights file; refusing to write over it")
     net, steps = model, []
     if args.optimize:
