@@ -193,3 +193,20 @@ def test_bench_times_in_a_runtime(runtime, capsys, tmp_path) -> None:
     assert meas["median_s"] > 0
     code, _, err = _cli(["bench", "shufflenet_v2_x0_5", "--runtime", runtime, "--channels-last"], capsys)
     assert code == 2 and "drop --device/--dtype/--channels-last/--compile" in err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_int8_export_keeps_the_classes(fmt, trained, images, tmp_path) -> None:
+    data = FashionMNIST(find_fashion_mnist(), "train")
+    calibration = torch.stack([x for x, _ in data.__getitems__(list(range(0, 60000, 600)))])
+    result = export_model(optimize(trained, channels_last=False), tmp_path / f"q{export_mod.SUFFIX[fmt]}", fmt=fmt,
+                          input_shape=(1, 28, 28), check_inputs=images, reference=trained, precision="int8",
+                          calibration=calibration, calibration_label="Fashion-MNIST training images")
+    assert result.parity.top1_agreement >= export_mod.INT8_MIN_AGREEMENT
+    assert 0 < result.parity.relative_error < export_mod.INT8_TOLERANCE  # int8 really changed the numbers
+    quantized = {"onnx": "QuantizeLinear", "openvino": "FakeQuantize"}[fmt]
+    assert result.op_histogram.get(quantized, 0) > 20
+    assert any("calibrated on 100 Fashion-MNIST training images" in n for n in result.notes)
+    with pytest.raises(UserInputError, match="needs calibration images"):
+        export_model(trained, tmp_path / f"r{export_mod.SUFFIX[fmt]}", fmt=fmt, input_shape=(1, 28, 28),
+                     precision="int8")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from shufflenet.cli._common import add_model_args, build_model, emit_result, parse_input_size
+from shufflenet.cli._common import add_model_args, build_model, emit_result, int_arg, parse_input_size
 from shufflenet.errors import UserInputError
 
 EPILOG = """examples:
@@ -53,6 +53,8 @@ def add_parser(sub: Any) -> None:
                    help="fp32; bf16 (OpenVINO, TorchScript, pt2); int8 (post-training static quantization)")
     p.add_argument("--input", default=None, metavar="SIZE",
                    help="input CxHxW or one side (default: the model's: 1x28x28 for --small-input -m in_chans=1)")
+    p.add_argument("--calibration-images", type=int_arg(32, 60000), default=512, metavar="N",
+                   help="int8: calibrate on N Fashion-MNIST training images, spread evenly over the split")
     p.add_argument("--threads", type=int, default=1, help="runtime threads for the parity check")
     p.add_argument("--summary", metavar="FILE", help="also write the export summary (.json, .md, .csv, .html)")
     add_model_args(p)
@@ -88,6 +90,20 @@ def _parity_images(shape: tuple[int, int, int]) -> tuple[torch.Tensor | None, st
     return images, "Fashion-MNIST test images"
 
 
+def _calibration_images(shape: tuple[int, int, int], count: int) -> tuple[torch.Tensor, str]:
+    """``count`` Fashion-MNIST *training* images, evenly spread (the parity check uses test images)."""
+    if shape != (1, 28, 28):
+        raise UserInputError(f"int8 export calibrates on real images; the CLI has them for Fashion-MNIST models "
+                             f"(1x28x28 input), not {'x'.join(map(str, shape))}: call "
+                             "shufflenet.deploy.export_model(..., calibration=images) with your own")
+    from shufflenet.train.data import FashionMNIST, find_fashion_mnist
+
+    data = FashionMNIST(find_fashion_mnist(), "train")
+    step = max(1, len(data) // count)
+    images = torch.stack([x for x, _ in data.__getitems__(list(range(0, step * count, step)))])
+    return images, "Fashion-MNIST training images"
+
+
 def run(args: argparse.Namespace) -> int:
     from shufflenet.deploy.export import default_output, export_model, output_files
     from shufflenet.deploy.optimize import optimize
@@ -111,11 +127,13 @@ def run(args: argparse.Namespace) -> int:
     if args.optimize:
         net = optimize(model, channels_last=False)
         steps = list(getattr(net, "deploy_steps", []))
+    calibration, calibration_label = (_calibration_images(shape, args.calibration_images)
+                                      if args.precision == "int8" else (None, ""))
     images, label = _parity_images(shape)
     result = export_model(net, out, fmt=args.export_format, input_shape=shape, name=args.model,
                           check_inputs=images, inputs_label=label, dynamic_batch=args.dynamic_batch,
                           precision=args.precision, optimized=args.optimize, deploy_steps=steps, reference=model,
-                          threads=args.threads)
+                          threads=args.threads, calibration=calibration, calibration_label=calibration_label)
     from shufflenet.render import format_for_path
 
     view = argparse.Namespace(out=None, format="table")
