@@ -205,10 +205,12 @@ def _write_onnx_fast(model: nn.Module, example: torch.Tensor, path: Path, dynami
         _write_onnx(model, example, path, dynamic)
 
 
-def convert_for_runtime(model: nn.Module, runtime: str, image_shape: tuple[int, ...], directory: Path) -> Path:
+def convert_for_runtime(model: nn.Module, runtime: str, image_shape: tuple[int, ...], directory: Path,
+                        batch: int | None = None) -> Path:
     """Convert ``model`` into ``directory`` for ``runtime`` (for timing: no checks) and return the file that
-    :func:`~shufflenet.deploy.runtimes.load_runtime` opens."""
-    example = torch.randn(2, *image_shape)
+    :func:`~shufflenet.deploy.runtimes.load_runtime` opens. With ``batch`` the graph has that static batch
+    size (no shape arithmetic in it: a runtime at its best), else any batch."""
+    example = torch.randn(batch or 2, *image_shape)
     writer, fmt = {"onnxruntime": (_write_onnx_fast, "onnx"), "openvino": (_write_openvino, "openvino"),
                    "ncnn": (_write_ncnn, "ncnn")}[runtime]
     for module in {"onnxruntime": ("onnx",), "openvino": ("openvino",), "ncnn": ("pnnx", "ncnn")}[runtime]:
@@ -216,7 +218,7 @@ def convert_for_runtime(model: nn.Module, runtime: str, image_shape: tuple[int, 
     path = directory / f"model{SUFFIX[fmt]}"
     try:
         with torch.no_grad(), _quiet_fds(directory / "converter.log"):
-            writer(model, example, path, True)
+            writer(model, example, path, batch is None)
     except UserInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a converter failure of any kind: one clear line

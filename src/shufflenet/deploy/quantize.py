@@ -42,8 +42,9 @@ def _batches(array: np.ndarray, size: int = CALIBRATION_BATCH) -> Iterator[np.nd
 
 
 def quantize_onnx(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
-                  images: torch.Tensor) -> Path:
-    """Write the static QDQ int8 version of the ONNX file ``fp32_path`` to ``out_path``."""
+                  images: torch.Tensor, batch_size: int = CALIBRATION_BATCH) -> Path:
+    """Write the static QDQ int8 version of the ONNX file ``fp32_path`` to ``out_path`` (``batch_size``:
+    the calibration batches, which must fit a model exported for a static batch)."""
     require("onnxruntime", "int8 quantization for ONNX Runtime")
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -59,7 +60,7 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self, name: str) -> None:
             self.name = name
-            self.it = _batches(array)
+            self.it = _batches(array, batch_size)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.it, None)
@@ -80,12 +81,12 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
     return out_path
 
 
-def quantize_openvino(model: Any, images: torch.Tensor) -> Any:
+def quantize_openvino(model: Any, images: torch.Tensor, batch_size: int = CALIBRATION_BATCH) -> Any:
     """The NNCF int8 version of an OpenVINO model (``ov.Model``), calibrated on ``images``."""
     require("openvino", "int8 quantization for OpenVINO")
     nncf = require("nncf", "int8 quantization for OpenVINO")
     array = _check_images(images)
-    batches = list(_batches(array))
+    batches = list(_batches(array, batch_size))
     dataset = nncf.Dataset(batches)
     return nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE,
                          subset_size=len(batches))  # items of the dataset: batches

@@ -96,6 +96,38 @@ def paths(include_ncnn: bool = True, low_precision: bool = True) -> list[DeployP
     return out
 
 
+def _installed(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 here (AVX512_BF16 or AMX)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+RUNTIME_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("openvino",), "ncnn": ("ncnn", "pnnx")}
+
+
+def available_paths() -> tuple[list[DeployPath], list[str]]:
+    """:func:`paths` whose runtimes (and quantizers) are installed, and the names of those that are not."""
+    missing = sorted({m for mods in RUNTIME_MODULES.values() for m in mods if not _installed(m)}
+                     | ({"nncf"} if not _installed("nncf") else set()))
+    keep = []
+    for p in paths():
+        if p.runtime != "torch" and not _installed(*RUNTIME_MODULES[p.runtime]):
+            continue
+        if p.precision == "int8" and p.runtime == "openvino" and not _installed("nncf"):
+            continue
+        if p.precision == "bf16" and not _cpu_has_bf16():
+            continue
+        keep.append(p)
+    return keep, missing
+
+
 def _build_networks(width: str) -> tuple[nn.Module, nn.Module]:
     import torchvision
 
@@ -107,8 +139,9 @@ def _build_networks(width: str) -> tuple[nn.Module, nn.Module]:
     return tv, ours
 
 
-def _artifacts(width: str, chosen: Sequence[DeployPath], directory: Path) -> dict[DeployPath, Any]:
-    """Per path: an eager module, or the exported file its runtime opens."""
+def _artifacts(width: str, batch: int, chosen: Sequence[DeployPath], directory: Path) -> dict[DeployPath, Any]:
+    """Per path: an eager module, or the exported file its runtime opens, exported for a static ``batch``
+    (every runtime at its best: no shape arithmetic left in the graph)."""
     from shufflenet.deploy.export import convert_for_runtime
     from shufflenet.deploy.optimize import optimize
     from shufflenet.deploy.quantize import quantize_onnx, quantize_openvino
@@ -130,17 +163,17 @@ def _artifacts(width: str, chosen: Sequence[DeployPath], directory: Path) -> dic
         d = directory / f"{i}"
         d.mkdir()
         if p.precision == "int8" and p.runtime == "onnxruntime":
-            fp32 = convert_for_runtime(model, "onnxruntime", shape, d)
-            out[p] = ("file", quantize_onnx(fp32, d / "int8.onnx", calibration))
+            fp32 = convert_for_runtime(model, "onnxruntime", shape, d, batch)
+            out[p] = ("file", quantize_onnx(fp32, d / "int8.onnx", calibration, batch))
         elif p.precision == "int8" and p.runtime == "openvino":
             import openvino as ov
 
-            xml = convert_for_runtime(model, "openvino", shape, d)
-            q = quantize_openvino(ov.Core().read_model(str(xml)), calibration)
+            xml = convert_for_runtime(model, "openvino", shape, d, batch)
+            q = quantize_openvino(ov.Core().read_model(str(xml)), calibration, batch)
             ov.save_model(q, str(d / "int8.xml"), compress_to_fp16=False)
             out[p] = ("file", d / "int8.xml")
         else:
-            out[p] = ("file", convert_for_runtime(model, p.runtime, shape, d))
+            out[p] = ("file", convert_for_runtime(model, p.runtime, shape, d, batch))
     return out
 
 
@@ -236,7 +269,9 @@ class InferenceSpeed(ResultBase):
                 rows.append({"width": t.width, "batch": t.batch, "threads": t.threads, "path": t.path.label,
                              "precision": t.path.precision, "latency_ms": _ms(t.median_s),
                              "iqr_ms": _ms(t.iqr_s), "images_per_s": round(t.batch / t.median_s, 1),
-                             "floor_pct": round(100 * floor / t.median_s, 1) if floor else None,
+                             # the floor is an fp32 rate: an int8/bf16 path's fraction of it means nothing
+                             "floor_pct": round(100 * floor / t.median_s, 1)
+                             if floor and t.path.precision == "fp32" else None,
                              "vs_best_peer": round(t.median_s / best_peer, 3) if best_peer else None})
         return rows
 
@@ -299,11 +334,11 @@ def run_inference_speed(widths: Sequence[str] = WIDTHS, batches: Sequence[int] =
         _, ours = _build_networks(width)
         flops = count_cost(ours, (1, 3, 224, 224)).flops
         mflops[width] = round(flops / 1e6, 1)
-        with tempfile.TemporaryDirectory(prefix="shufflenet-speed-") as tmp:
-            artifacts = _artifacts(width, chosen, Path(tmp))
-            for nt in threads:
-                runners = {p: _runner(p, artifacts[p], nt) for p in chosen}
-                for batch in batches:
+        for batch in batches:
+            with tempfile.TemporaryDirectory(prefix="shufflenet-speed-") as tmp:
+                artifacts = _artifacts(width, batch, chosen, Path(tmp))
+                for nt in threads:
+                    runners = {p: _runner(p, artifacts[p], nt) for p in chosen}
                     floors[_key(width, batch, nt)] = flops * batch / (ceilings[nt].matmul_gmadds * 1e9)
                     x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(batch))
                     cell = [PathTiming(p, width, batch, nt) for p in chosen]
@@ -317,7 +352,7 @@ def run_inference_speed(widths: Sequence[str] = WIDTHS, batches: Sequence[int] =
                                 t.times_s.append(_time_block(runners[t.path], x, block_s))
                             next(steps, None)
                     timings += cell
-                del runners
+                    del runners
     env = capture_environment(device=torch.device("cpu"), threads=max(threads), dtype=torch.float32)
     from shufflenet.deploy.runtimes import runtime_versions
 
@@ -354,22 +389,24 @@ def accuracy_by_path(checkpoints: Sequence[str], *, test_images: int | None = No
         opt = optimize(model, channels_last=False)
         with tempfile.TemporaryDirectory(prefix="shufflenet-acc-") as tmp:
             d = Path(tmp)
-            onnx32 = convert_for_runtime(opt, "onnxruntime", (1, 28, 28), d)
-            xml32 = convert_for_runtime(opt, "openvino", (1, 28, 28), d)
-            import openvino as ov
+            runs: list[tuple[str, str, Any]] = [("eager", "fp32", model), ("optimised eager", "fp32", optimize(model))]
+            if _installed(*RUNTIME_MODULES["onnxruntime"]):
+                onnx32 = convert_for_runtime(opt, "onnxruntime", (1, 28, 28), d)
+                runs += [("onnxruntime", "fp32", load_runtime("onnxruntime", onnx32)),
+                         ("onnxruntime", "int8", load_runtime("onnxruntime", quantize_onnx(
+                             onnx32, d / "int8.onnx", calibration)))]
+            if _installed("openvino"):
+                import openvino as ov
 
-            q_xml = d / "int8.xml"
-            ov.save_model(quantize_openvino(ov.Core().read_model(str(xml32)), calibration), str(q_xml),
-                          compress_to_fp16=False)
-            runs: list[tuple[str, str, Any]] = [
-                ("eager", "fp32", model), ("optimised eager", "fp32", optimize(model)),
-                ("onnxruntime", "fp32", load_runtime("onnxruntime", onnx32)),
-                ("openvino", "fp32", load_runtime("openvino", xml32)),
-                ("onnxruntime", "int8", load_runtime("onnxruntime", quantize_onnx(onnx32, d / "int8.onnx",
-                                                                                   calibration))),
-                ("openvino", "int8", load_runtime("openvino", q_xml, precision="int8")),
-                ("openvino", "bf16", load_runtime("openvino", xml32, precision="bf16")),
-            ]
+                xml32 = convert_for_runtime(opt, "openvino", (1, 28, 28), d)
+                runs.append(("openvino", "fp32", load_runtime("openvino", xml32)))
+                if _installed("nncf"):
+                    q_xml = d / "int8.xml"
+                    ov.save_model(quantize_openvino(ov.Core().read_model(str(xml32)), calibration), str(q_xml),
+                                  compress_to_fp16=False)
+                    runs.append(("openvino", "int8", load_runtime("openvino", q_xml, precision="int8")))
+                if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+                    runs.append(("openvino", "bf16", load_runtime("openvino", xml32, precision="bf16")))
             base = None
             for path, precision, runner in runs:
                 with torch.inference_mode():

@@ -2,6 +2,7 @@
 
 from shufflenet.report.sections import (  # noqa: F401  (each module registers its section)
     audit,
+    deploy,
     fig1,
     fig2,
     glance,
