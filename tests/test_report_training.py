@@ -17,6 +17,8 @@ from shufflenet.report.registry import SECTIONS
 from shufflenet.report.section import SectionUnavailable
 from shufflenet.report.sections import training
 from shufflenet.train import TrainConfig, train
+from shufflenet.models import create_model
+from shufflenet.models.weights import save_weights
 from shufflenet.train.data import DEBIAN_FASHION_MNIST
 from shufflenet.train.runinfo import load_run
 
@@ -145,14 +147,31 @@ def test_an_unfinished_run_reads_from_its_metric_rows(run_dir, tmp_path) -> None
     assert load_run(d).result.history == summary["history"]
 
 
-def test_no_run_and_no_shipped_checkpoint_is_unavailable(monkeypatch) -> None:
-    assert training.shipped_checkpoints() == []  # none ships yet
+def test_no_run_and_no_shipped_checkpoint_is_unavailable(monkeypatch, tmp_path) -> None:
     ctx = ReportContext(ReportOptions())
+    monkeypatch.setattr(training, "shipped_checkpoints", lambda: [])
     with pytest.raises(SectionUnavailable, match=r"pass --train-run DIR .*no trained checkpoint ships"):
         training.run(ctx)
-    monkeypatch.setattr(training, "shipped_checkpoints", lambda: [Path("fm_x1_0.safetensors")])
-    with pytest.raises(SectionUnavailable, match="fm_x1_0.safetensors carry no training record"):
+    bare = tmp_path / "fm_x1_0.safetensors"
+    save_weights(create_model("shufflenet_v2_x0_5", num_classes=10), bare, meta={"model": "shufflenet_v2_x0_5"})
+    monkeypatch.setattr(training, "shipped_checkpoints", lambda: [bare])
+    with pytest.raises(SectionUnavailable, match="carries no training record in its metadata"):
         training.run(ctx)
+
+
+def test_without_a_run_the_shipped_checkpoint_is_shown() -> None:
+    from shufflenet.models.shipped import shipped_checkpoints
+
+    out = training.run(ReportContext(ReportOptions()))
+    shipped = {c.name: c for c in shipped_checkpoints()}
+    name = "fashion_mnist-shufflenet_v2_x1_0" if "fashion_mnist-shufflenet_v2_x1_0" in shipped \
+        else "fashion_mnist-shufflenet_v2_x0_5"
+    meta = shipped[name].meta
+    assert any(f"shipped:{name}" in n for n in out.notes)
+    assert f"{meta['training']['final']['val_top1']:.2f}% top-1" in out.finding
+    assert f"{meta['training']['epochs']} epochs" in out.finding
+    test = out.data["evaluation"]
+    assert test["count"] == training.QUICK_TEST_IMAGES and 80 < test["top1"] <= 100
 
 
 def test_shipped_checkpoints_are_found_in_the_package(monkeypatch, tmp_path) -> None:

@@ -38,6 +38,7 @@ class RunRecord:
     result: TrainResult
     config: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    weights: Path | None = None  # the weights file when it is not in the directory (a shipped checkpoint)
 
     @property
     def finished(self) -> bool:
@@ -45,6 +46,8 @@ class RunRecord:
 
     def weights_file(self) -> Path | None:
         """``model.pt`` (the final weights) when present, else ``last.pt``, else ``None``."""
+        if self.weights is not None:
+            return self.weights
         for name in WEIGHT_FILES:
             if (self.directory / name).is_file():
                 return self.directory / name
@@ -89,6 +92,23 @@ def load_run(path: str | os.PathLike[str]) -> RunRecord:
     else:
         result = _from_metrics(p, _read_history(p), config, run)
     return RunRecord(p, result, config, run)
+
+
+def load_shipped_run(path: str | os.PathLike[str]) -> RunRecord:
+    """The training record a shipped checkpoint carries in its metadata (``shufflenet.train.ship``), as a
+    :class:`RunRecord` whose weights are the checkpoint itself."""
+    from shufflenet.models.shipped import resolve_weights
+    from shufflenet.models.weights import read_safetensors_metadata
+
+    p = resolve_weights(path)
+    meta = read_safetensors_metadata(p)
+    training, history = meta.get("training"), meta.get("history")
+    if not isinstance(training, dict) or not isinstance(history, list):
+        raise UserInputError(f"{p}: the checkpoint carries no training record in its metadata")
+    result = _from_summary(p, {**training, "history": history, "output_dir": str(p)})
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
+    return RunRecord(p.parent, result, dict(config), dict(run), weights=p)
 
 
 def _from_summary(path: Path, d: dict[str, Any]) -> TrainResult:

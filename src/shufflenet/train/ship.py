@@ -36,7 +36,9 @@ def shipping_metadata(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], 
     meta = dict(obj.get("meta") or {})
     history = summary.get("history") or []
     final = summary.get("final") or {}
+    run_file = d / "run.json"
     meta.update({
+        "run": json.loads(run_file.read_text()) if run_file.is_file() else {},
         "training": {k: summary[k] for k in _SUMMARY_KEYS if k in summary},
         "history": history,
         "test_top1": final.get("val_top1", history[-1].get("val_top1") if history else None),

@@ -9,8 +9,8 @@ matrix of its weights on the dataset's test split (the first 2000 images in quic
 
 The run directory comes from ``--train-run DIR`` (:meth:`ReportContext.train_run_dir`). Without one the
 section looks for trained checkpoints shipped with the package, as ``shufflenet/weights/*.safetensors``
-(:func:`shipped_checkpoints`); none ships yet, and a shipped checkpoint alone (no training record) is not
-yet rendered, so the section is then unavailable with the reason.
+(:func:`shipped_checkpoints`) and shows the 1.0x one from the training record its metadata carries (history,
+config, final accuracy; :mod:`shufflenet.train.ship`), evaluated again on the test split.
 """
 
 from __future__ import annotations
@@ -72,16 +72,25 @@ _RECIPE: list[tuple[str, str, str]] = [
 
 
 def shipped_checkpoints() -> list[Path]:
-    """Trained checkpoints shipped with the package: ``shufflenet/weights/*.safetensors`` in the installed
-    package (the one place a later release drops them), sorted by name; empty when none ships."""
-    try:
-        root = resources.files("shufflenet").joinpath(SHIPPED_DIR)
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - the package is always importable here
-        return []
-    path = Path(str(root))
-    if not path.is_dir():
-        return []
-    return sorted(p for p in path.iterdir() if p.suffix == ".safetensors" and p.is_file())
+    """Trained checkpoints shipped with the package (``shufflenet/weights/*.safetensors``), sorted by name."""
+    from shufflenet.models.shipped import shipped_paths
+
+    return shipped_paths()
+
+
+def _shipped_record(paths: list[Path]) -> RunRecord:
+    """The shipped checkpoint the section shows: the widest ShuffleNet V2 whose metadata has a training
+    record (the 1.0x one when it ships)."""
+    from shufflenet.train.runinfo import load_shipped_run
+
+    errors = []
+    for path in sorted(paths, key=lambda p: ("x1_0" not in p.stem, "x0_5" not in p.stem, p.stem)):
+        try:
+            return load_shipped_run(path)
+        except ShuffleNetError as exc:
+            errors.append(first_line(exc))
+    raise SectionUnavailable(f"no training run: pass --train-run DIR; the shipped checkpoints carry no "
+                             f"training record ({'; '.join(errors)})")
 
 
 def check_train_run(path: str | os.PathLike[str]) -> None:
@@ -103,20 +112,18 @@ def run(ctx: ReportContext) -> SectionOutput:
     from shufflenet.train.runinfo import load_run
 
     directory = ctx.train_run_dir()
+    notes: list[str] = []
     if directory is None:
         shipped = shipped_checkpoints()
         if not shipped:
             raise SectionUnavailable("no training run: pass --train-run DIR (a run directory of `shufflenet "
-                                     "train`); no trained checkpoint ships with this package yet")
-        # A weights file carries no training history, and its metadata (model, dataset, classes) is not
-        # settled yet: render only run directories until the shipped checkpoints define it.
-        names = ", ".join(p.name for p in shipped)
-        raise SectionUnavailable(f"no training run: pass --train-run DIR (a run directory of `shufflenet "
-                                 f"train`); the shipped checkpoint(s) {names} carry no training record, "
-                                 "which this section needs")
-    record = load_run(directory)
+                                     "train`); no trained checkpoint ships with this install")
+        record = _shipped_record(shipped)
+        notes.append(f"no --train-run: this is the checkpoint shipped as shipped:{record.weights_file().stem}"  # type: ignore[union-attr]
+                     " (its training record is in its metadata); pass --train-run DIR for a run of yours")
+    else:
+        record = load_run(directory)
     result = record.result
-    notes: list[str] = []
     if not record.finished:
         notes.append(f"the run is unfinished (no summary.json): {len(result.history)} of {result.epochs} "
                      "epochs; the last evaluated epoch stands for the final numbers")
