@@ -33,12 +33,14 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--block-s", type=float, default=0.2, help="seconds per timed block")
     p.add_argument("--no-ncnn", action="store_true")
+    p.add_argument("--compile", action="store_true", help="also time the optimised model through torch.compile "
+                                                          "(about a minute of compiling per cell here)")
     p.add_argument("--accuracy", action="store_true", help="also the int8/bf16 accuracy of the shipped checkpoints")
     p.add_argument("--checkpoints", nargs="+", default=list(SHIPPED))
     p.add_argument("--out", type=Path, default=RESULTS / "inference.json")
     args = p.parse_args()
     result = run_inference_speed(args.widths, args.batches, args.threads, rounds=args.rounds,
-                                 block_s=args.block_s, chosen=paths(include_ncnn=not args.no_ncnn),
+                                 block_s=args.block_s, chosen=paths(include_ncnn=not args.no_ncnn, compiled=args.compile),
                                  progress=lambda it, desc, total: tqdm(it, desc, total))
     if args.accuracy:
         result.accuracy = accuracy_by_path(args.checkpoints)

@@ -15,6 +15,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("models", help="list models with params, FLOPs, MAC and the papers' values")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'shufflenet_v2_*'")
     p.add_argument("--no-cost", action="store_true", help="list names and paper values only (fast)")
+    p.add_argument("--shipped", action="store_true",
+                   help="list the trained checkpoints shipped with the package (shipped:NAME)")
     add_output_args(p)
     p.set_defaults(func=run)
 
@@ -22,6 +24,11 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from shufflenet.cost.catalog import catalog
 
+    if args.shipped:
+        from shufflenet.models.shipped import ShippedList, shipped_checkpoints
+
+        emit_result(ShippedList(shipped_checkpoints()), args)
+        return 0
     result = catalog(args.pattern, with_cost=not args.no_cost,
                      progress=lambda it, desc: progress(it, desc, args.quiet))
     emit_result(result, args, table="models")

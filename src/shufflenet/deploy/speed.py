@@ -54,6 +54,7 @@ class DeployPath:
     runtime: str  # "torch" or a runtime name
     precision: str = "fp32"
     optimized: bool = False
+    compiled: bool = False  # eager through torch.compile (Inductor, frozen weights)
 
 
 @dataclass
@@ -80,13 +81,15 @@ class PathTiming:
         return quantile(s, 0.75) - quantile(s, 0.25)
 
 
-def paths(include_ncnn: bool = True, low_precision: bool = True) -> list[DeployPath]:
+def paths(include_ncnn: bool = True, low_precision: bool = True, compiled: bool = False) -> list[DeployPath]:
     out = [DeployPath("torchvision eager", "torchvision", "torch"),
            DeployPath("torchvision eager channels_last", "torchvision", "torch", optimized=True),
            *[DeployPath(f"torchvision -> {r}", "torchvision", r) for r in PEER_RUNTIMES
              if include_ncnn or r != "ncnn"],
            DeployPath("ours eager", "ours", "torch"),
            DeployPath("ours optimised eager", "ours", "torch", optimized=True),
+           *([DeployPath("ours optimised torch.compile", "ours", "torch", optimized=True, compiled=True)]
+             if compiled else []),
            *[DeployPath(f"ours optimised -> {r}", "ours", r, optimized=True) for r in PEER_RUNTIMES
              if include_ncnn or r != "ncnn"]]
     if low_precision:
@@ -157,7 +160,7 @@ def _artifacts(width: str, batch: int, chosen: Sequence[DeployPath], directory: 
                 net = copy.deepcopy(tv).to(memory_format=torch.channels_last) if p.optimized else tv
                 out[p] = ("torch", net, p.optimized)
             else:
-                out[p] = ("torch", optimize(ours) if p.optimized else ours, p.optimized)
+                out[p] = ("torch", optimize(ours, compile=p.compiled) if p.optimized else ours, p.optimized)
             continue
         model = tv if p.source == "torchvision" else opt_export
         d = directory / f"{i}"

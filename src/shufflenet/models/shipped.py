@@ -139,3 +139,36 @@ def _matching_architecture(obj: Any, model: nn.Module, model_name: str) -> str |
         if {k: tuple(v.shape) for k, v in other.state_dict().items()} == shapes:
             return name
     return None
+
+
+@dataclass
+class ShippedList:
+    """The shipped checkpoints as a result (``shufflenet models --shipped``)."""
+
+    checkpoints: list[ShippedCheckpoint]
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for c in self.checkpoints:
+            training = c.meta.get("training") if isinstance(c.meta.get("training"), dict) else {}
+            kwargs = ", ".join(f"{k}={v}" for k, v in c.model_kwargs.items())
+            out.append({"name": SHIPPED_PREFIX + c.name, "model": c.model, "keywords": kwargs,
+                        "dataset": c.meta.get("dataset"), "epochs": training.get("epochs"),
+                        "test_top1": c.test_top1, "mbytes": round(c.path.stat().st_size / 1e6, 2)})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoints": self.rows()}
+
+    def tables(self) -> list[Any]:
+        from shufflenet.result import Table
+
+        return [Table.from_rows("checkpoints shipped with the package (use NAME wherever a checkpoint is taken)",
+                                self.rows(), units={"test_top1": "%", "mbytes": "MB"},
+                                labels={"test_top1": "test top-1", "mbytes": "size"}, key="shipped")]
+
+    def figures(self) -> list[Any]:
+        return []
+
+    def conventions(self) -> list[str]:
+        return ["test top-1 = the run's final accuracy on the dataset's test split (Fashion-MNIST: 10 000 images)"]
