@@ -76,10 +76,10 @@ def fake_sections():
 def test_builtin_sections_register_in_page_order():
     keys = selection.section_keys()
     assert keys[:2] == ["glance", "machine"]
-    for k in ("table5", "guidelines", "fig1", "fig2", "latency", "units", "training"):
+    for k in ("table5", "guidelines", "fig1", "fig2", "latency", "units", "deploy", "training"):
         assert k in keys
     assert keys.index("guidelines") < keys.index("fig1") < keys.index("fig2") < keys.index("latency") \
-        < keys.index("units")
+        < keys.index("units") < keys.index("deploy") < keys.index("training")
     with pytest.raises(ValueError, match="already registered"):
         registry.register(selection.get_section("table5"))
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium binar
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "report-cpu" / "report.json"
 BUILTIN = ("glance", "machine", "table5", "guidelines", "fig1", "fig2", "reuse", "audit", "latency", "units",
-           "training")
+           "deploy", "training")
 VIEWPORT = 1280
 
 
