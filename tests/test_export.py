@@ -210,3 +210,10 @@ def test_int8_export_keeps_the_classes(fmt, trained, images, tmp_path) -> None:
     with pytest.raises(UserInputError, match="needs calibration images"):
         export_model(trained, tmp_path / f"r{export_mod.SUFFIX[fmt]}", fmt=fmt, input_shape=(1, 28, 28),
                      precision="int8")
+
+
+def test_guidelines_run_in_a_runtime(capsys) -> None:
+    code, text, err = _cli(["--quiet", "guidelines", "g4", "--quick", "--runtime", "onnxruntime", "--rounds", "1",
+                            "--min-run-time", "0.02"], capsys)
+    assert code == 0, err
+    assert "in onnxruntime (cpu, batch 1" in text and "G4" in text

@@ -304,6 +304,8 @@ class GuidelinesResult(ResultBase):
         o, env = self.options, self.env
         where = env.get("gpu_name") or env.get("cpu_model") or o.device
         names = ", ".join(f"{t.name} (paper Table {t.table.number})" for t in self.results) or "none"
+        runtime = getattr(o, "runtime", "torch")
+        where += f" in {runtime}" if runtime != "torch" else ""
         return (f"shufflenet guidelines: {names} on {where} ({o.device}, batch {o.batch}, "
                 f"threads {env.get('threads', o.threads)}, {(o.channels or '').upper()} channel set, "
                 f"{o.rounds} rounds x >= {o.min_run_time:g} s, {'quick' if o.quick else 'full'}; "
