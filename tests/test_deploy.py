@@ -92,7 +92,7 @@ def test_folded_graph_has_no_shuffle_and_reads_one_slice_per_source() -> None:
     # one branch per basic unit, two per downsampling unit; one concat per stage after the first
     assert len(branches) == sum(1 if u.basic else 2 for u in units)
     assert len(concats) == len(model.stage_names) - 1
-    for step, pieces in zip(opt.steps, opt.pieces, strict=True):
+    for pieces in opt.pieces:
         sources = [s for s, _, _ in pieces]
         assert len(sources) == len(set(sources)), "a source read in more than one slice"
     # A basic unit's branch reads half the channels: the identity half is never copied.

@@ -93,7 +93,7 @@ def test_export_refuses_existing_and_bad_requests(trained, tmp_path) -> None:
         export_model(trained, tmp_path / "m.tflite", fmt="tflite", input_shape=(1, 28, 28))
     with pytest.raises(UserInputError, match="writes a .onnx file"):
         export_model(trained, tmp_path / "m.xml", fmt="onnx", input_shape=(1, 28, 28))
-    with pytest.raises(UserInputError, match="onnx export supports --precision fp32; for bf16 choose openvino"):
+    with pytest.raises(UserInputError, match="onnx export supports --precision fp32, int8; for bf16 choose openvino or torchscript or pt2"):
         export_model(trained, tmp_path / "m.onnx", fmt="onnx", input_shape=(1, 28, 28), precision="bf16")
 
 

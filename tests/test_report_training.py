@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from shufflenet.errors import UserInputError
+from shufflenet.models import create_model
+from shufflenet.models.weights import save_weights
 from shufflenet.report.context import ReportContext, ReportOptions
 from shufflenet.report.registry import SECTIONS
 from shufflenet.report.section import SectionUnavailable
 from shufflenet.report.sections import training
 from shufflenet.train import TrainConfig, train
-from shufflenet.models import create_model
-from shufflenet.models.weights import save_weights
 from shufflenet.train.data import DEBIAN_FASHION_MNIST
 from shufflenet.train.runinfo import load_run
 

@@ -5,6 +5,7 @@ the paper's whole evaluation run on this machine as one report (:func:`run_repor
 from shufflenet import audit  # the package is callable: shufflenet.audit(model, input_size) -> AuditReport
 from shufflenet.audit import AuditReport, audit_model
 from shufflenet.cost import CostReport, count_cost
+from shufflenet.deploy import ExportResult, export_model, optimize
 from shufflenet.measure import Measurement, ProfileReport, measure, profile
 from shufflenet.models import create_model, list_models, load_weights
 from shufflenet.render import render, write_result
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuditReport",
     "CostReport",
+    "ExportResult",
     "Measurement",
     "ProfileReport",
     "ReportOptions",
@@ -23,10 +25,12 @@ __all__ = [
     "compare_reports",
     "count_cost",
     "create_model",
+    "export_model",
     "list_models",
     "load_report",
     "load_weights",
     "measure",
+    "optimize",
     "profile",
     "render",
     "run_report",

@@ -9,10 +9,10 @@
 - :mod:`shufflenet.deploy.quantize` — int8 post-training static quantization (ONNX Runtime QDQ, NNCF).
 """
 
-from shufflenet.deploy.export import FORMATS, ExportResult, export_model
+from shufflenet.deploy.export import FORMATS, ExportResult, export_model, to_runtime
 from shufflenet.deploy.optimize import optimize
 from shufflenet.deploy.parity import Parity, compare, compare_outputs
-from shufflenet.deploy.runtimes import RUNTIMES, MissingRuntimeError, load_runtime, to_runtime
+from shufflenet.deploy.runtimes import RUNTIMES, MissingRuntimeError, load_runtime
 
 __all__ = ["FORMATS", "RUNTIMES", "ExportResult", "MissingRuntimeError", "Parity", "compare", "compare_outputs",
            "export_model", "load_runtime", "optimize", "to_runtime"]

@@ -434,7 +434,7 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], *, fmt: str, inp
             notes.append(f"int8 by {quantizer}, calibrated on {calibration.shape[0] if calibration is not None else 0} "
                          f"{calibration_label or 'images'}")
         del loaded
-        for src_file, dst in zip(output_files(staged, fmt), targets, strict=True):
+        for dst in targets:
             if dst.exists():
                 raise UserInputError(f"{dst} appeared while exporting; nothing was replaced")
         moved: list[Path] = []
@@ -455,3 +455,36 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], *, fmt: str, inp
         dynamic_batch=dynamic_batch and fmt != "ncnn", input_shape=list(input_shape), runtime=runtime,
         runtime_version=versions.get(runtime), parity=parity, parity_inputs=inputs_label, tolerance=tolerance,
         op_histogram=histogram, max_rank=max_rank, nonstandard_ops=nonstandard, export_s=export_s, notes=notes)
+
+
+def to_runtime(model: nn.Module, runtime: str, input_size: tuple[int, ...], *, threads: int = 1,
+               precision: str = "fp32") -> nn.Module:
+    """``model`` converted for ``runtime`` and loaded there, as a module taking an NCHW batch of
+    ``input_size``'s per-image shape (any batch for ONNX Runtime and OpenVINO; ncnn runs image by image).
+
+    Conversion goes through a temporary directory that is removed once the runtime has loaded the model.
+    ``runtime="torch"`` returns ``model`` itself.
+    """
+    from shufflenet.deploy.runtimes import check_runtime
+
+    check_runtime(runtime)
+    if runtime == "torch":
+        return model
+    with tempfile.TemporaryDirectory(prefix="shufflenet-runtime-") as tmp:
+        path = convert_for_runtime(model.eval(), runtime, tuple(input_size[1:]) if len(input_size) == 4
+                                   else tuple(input_size), Path(tmp))
+        return load_runtime(runtime, path, threads=threads, precision=precision)
+
+
+def _adapter(model: nn.Module, runtime: str, input_size: tuple[int, ...], threads: int) -> nn.Module:
+    return to_runtime(model, runtime, input_size, threads=threads)
+
+
+def _register() -> None:
+    # measure/ times models in runtimes through this adapter: it cannot import deploy (a layer above it).
+    from shufflenet.measure.timing import register_runtime_adapter
+
+    register_runtime_adapter(_adapter)
+
+
+_register()

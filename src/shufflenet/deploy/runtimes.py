@@ -216,23 +216,3 @@ def runtime_versions() -> dict[str, Any]:
             out[mod] = None
     return out
 
-
-def to_runtime(model: nn.Module, runtime: str, input_size: tuple[int, ...], *, threads: int = 1,
-               precision: str = "fp32") -> nn.Module:
-    """``model`` converted for ``runtime`` and loaded there, as a module taking an NCHW batch of
-    ``input_size``'s per-image shape (any batch for ONNX Runtime and OpenVINO; ncnn runs image by image).
-
-    Conversion goes through a temporary directory that is removed once the runtime has loaded the model.
-    ``runtime="torch"`` returns ``model`` itself.
-    """
-    import tempfile
-
-    from shufflenet.deploy.export import convert_for_runtime
-
-    check_runtime(runtime)
-    if runtime == "torch":
-        return model
-    with tempfile.TemporaryDirectory(prefix="shufflenet-runtime-") as tmp:
-        path = convert_for_runtime(model.eval(), runtime, tuple(input_size[1:]) if len(input_size) == 4
-                                   else tuple(input_size), Path(tmp))
-        return load_runtime(runtime, path, threads=threads, precision=precision)

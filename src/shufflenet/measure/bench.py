@@ -22,8 +22,8 @@ from shufflenet.measure.machine import MachineCeilings
 from shufflenet.measure.options import (
     cannot_run,
     check_batches,
-    check_runtime,
     check_image_size,
+    check_runtime,
     resolve_device,
     resolve_dtype,
     resolve_threads,

@@ -378,15 +378,25 @@ def _capture_cuda_graph(fn: Callable[..., Any], x: torch.Tensor) -> torch.cuda.C
     return graph
 
 
+# Converts a model for an inference runtime: (model, runtime, input size, threads) -> module. The deploy
+# package, which builds on this one, registers it when it is imported (``import shufflenet`` does).
+RuntimeAdapter = Callable[[nn.Module, str, tuple[int, ...], int], nn.Module]
+_runtime_adapter: list[RuntimeAdapter] = []
+
+
+def register_runtime_adapter(adapter: RuntimeAdapter) -> None:
+    """Make :func:`measure` (``runtime=...``) and :func:`prepare_runtime` able to run other runtimes."""
+    _runtime_adapter[:] = [adapter]
+
+
 def prepare_runtime(model: nn.Module, runtime: str, input_size: Sequence[int], threads: int) -> nn.Module:
     """``model`` converted for ``runtime`` once (so repeated :func:`measure` calls do not convert again);
     ``"torch"`` returns it unchanged. The result is timed with the wall clock."""
     if runtime == "torch":
         return model
-    # The deploy package builds on this one; it is imported only when another runtime is asked for.
-    from shufflenet.deploy.runtimes import to_runtime
-
-    return to_runtime(model, runtime, tuple(input_size), threads=threads)
+    if not _runtime_adapter:
+        raise UserInputError(f"timing in {runtime} needs shufflenet.deploy (import shufflenet.deploy first)")
+    return _runtime_adapter[0](model, runtime, tuple(input_size), threads)
 
 
 def measure(

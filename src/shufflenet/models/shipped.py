@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from shufflenet.errors import CheckpointNotFoundError, WeightsMismatchError
+from shufflenet.errors import WeightsMismatchError
+from shufflenet.models._shipped_files import SHIPPED_PREFIX, resolve_weights, shipped_dir, shipped_paths
 from shufflenet.models.weights import WeightsInfo, load_weights, read_safetensors_metadata
 
-SHIPPED_PREFIX = "shipped:"
-SHIPPED_DIR = "weights"
+__all__ = ["SHIPPED_PREFIX", "ShippedCheckpoint", "ShippedList", "load_checked_weights", "resolve_weights",
+           "shipped_checkpoints", "shipped_dir", "shipped_paths"]
 
 
 @dataclass(frozen=True)
@@ -50,35 +50,9 @@ class ShippedCheckpoint:
         return float(value) if isinstance(value, int | float) else None
 
 
-def shipped_dir() -> Path:
-    """``shufflenet/weights`` inside the installed package."""
-    return Path(str(resources.files("shufflenet").joinpath(SHIPPED_DIR)))
-
-
-def shipped_paths() -> list[Path]:
-    """The shipped ``*.safetensors`` files, sorted by name (empty when none ships)."""
-    d = shipped_dir()
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.suffix == ".safetensors" and p.is_file())
-
-
 def shipped_checkpoints() -> list[ShippedCheckpoint]:
     """Every shipped checkpoint with its metadata."""
     return [ShippedCheckpoint(p.stem, p, read_safetensors_metadata(p)) for p in shipped_paths()]
-
-
-def resolve_weights(spec: str | os.PathLike[str]) -> Path:
-    """A checkpoint path, with ``shipped:NAME`` resolved to the shipped file (unknown names list the known)."""
-    text = os.fspath(spec)
-    if not text.startswith(SHIPPED_PREFIX):
-        return Path(text)
-    name = text[len(SHIPPED_PREFIX):]
-    for path in shipped_paths():
-        if path.stem == name:
-            return path
-    known = ", ".join(SHIPPED_PREFIX + p.stem for p in shipped_paths()) or "none ships with this install"
-    raise CheckpointNotFoundError(f"no shipped checkpoint {text!r}; shipped: {known}")
 
 
 def load_checked_weights(model: nn.Module, model_name: str, weights: str | os.PathLike[str]) -> WeightsInfo:

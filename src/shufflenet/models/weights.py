@@ -43,6 +43,7 @@ from shufflenet.errors import (
     first_line,
 )
 from shufflenet.models._checks import require_module, require_path
+from shufflenet.models._shipped_files import SHIPPED_PREFIX, resolve_weights
 
 FORMAT_TAG = "shufflenet"
 OFFICIAL_INPUT = "BGR, 0-255, no mean/std normalisation (official Megvii ToBGRTensor)"
@@ -69,9 +70,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         WeightsError: a truncated or corrupted checkpoint.
     """
     require_path(path, "path", "read_checkpoint")
-    if os.fspath(path).startswith("shipped:"):  # a checkpoint shipped with the package (models/shipped.py)
-        from shufflenet.models.shipped import resolve_weights
-
+    if os.fspath(path).startswith(SHIPPED_PREFIX):  # a checkpoint shipped with the package (models/shipped.py)
         path = resolve_weights(path)
     path = Path(path)
     if not path.exists():

@@ -11,8 +11,6 @@ in fp32 and after int8 quantization (calibrated on the training split) and bf16.
 
 from __future__ import annotations
 
-from typing import Any
-
 from shufflenet.report.context import ReportContext, ReportOptions
 from shufflenet.report.registry import register
 from shufflenet.report.section import Claim, Section, SectionOutput, SectionUnavailable, ranked, timing_entry
@@ -36,7 +34,7 @@ def _checkpoint() -> str | None:
 
 
 def run(ctx: ReportContext) -> SectionOutput:
-    from shufflenet.deploy.speed import available_paths, accuracy_by_path, run_inference_speed
+    from shufflenet.deploy.speed import accuracy_by_path, available_paths, run_inference_speed
 
     o = ctx.options
     if o.cuda:
@@ -97,7 +95,7 @@ def run(ctx: ReportContext) -> SectionOutput:
             "ImageNet top-1", f"{v['low_best']}: {v['low_speedup']:.2f}x the best fp32 peer{acc_text}",
             _verdict(met)))
     cell = [t for t in speed.timings if t.width == "1.0"]
-    finding = (f"The runtime is part of the platform: the same ShuffleNet V2 1.0x runs "
+    finding = ("The runtime is part of the platform: the same ShuffleNet V2 1.0x runs "
                + ", ".join(f"{t.path.label} {t.median_s * 1e3:.2f} ms" for t in
                            sorted(cell, key=lambda t: t.median_s)[:4])
                + f" ... and torchvision eager {next(t.median_s for t in cell if t.path.label == 'torchvision eager') * 1e3:.2f} ms "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
