@@ -217,3 +217,15 @@ def test_guidelines_run_in_a_runtime(capsys) -> None:
                             "--min-run-time", "0.02"], capsys)
     assert code == 0, err
     assert "in onnxruntime (cpu, batch 1" in text and "G4" in text
+
+
+def test_shipped_names_work_where_checkpoints_do(capsys, tmp_path) -> None:
+    code, text, err = _cli(["--quiet", "models", "--shipped", "--format", "json"], capsys)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(text)["checkpoints"]}
+    assert rows[SHIPPED_05]["model"] == "shufflenet_v2_x0_5" and rows[SHIPPED_05]["dataset"] == "fashion-mnist"
+    out = tmp_path / "e.json"
+    code, _, err = _cli(["--quiet", "eval", SHIPPED_05, "--limit", "300", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    assert result["count"] == 300 and result["model"] == "shufflenet_v2_x0_5" and result["top1"] > 70
