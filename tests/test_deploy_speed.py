@@ -89,3 +89,10 @@ def test_paths_name_each_runtime_once() -> None:
     labels = [p.label for p in speed.paths(compiled=True)]
     assert len(labels) == len(set(labels)) and "ours optimised torch.compile" in labels
     assert DeployPath("x", "ours", "torch").precision == "fp32"
+
+
+def test_a_committed_result_reads_back_unchanged() -> None:
+    made = _made_up(TIMES)
+    back = InferenceSpeed.from_dict(json.loads(json.dumps(made.to_dict())))
+    assert back.to_dict() == made.to_dict()
+    assert render(back, "md") == render(made, "md")

@@ -261,6 +261,26 @@ class InferenceSpeed(ResultBase):
             rows.append(row)
         return rows
 
+    def target_rows(self) -> list[dict[str, Any]]:
+        """One row per cell and target: what was compared, the measured ratio, the target and the verdict."""
+        rows = []
+        for v in self.verdicts():
+            cell = f"{v['width']}x, batch {v['batch']}, {v['threads']} thread(s)"
+            if "ours_vs_peer" in v:
+                rows.append({"cell": cell, "target": "our best fp32 / best peer runtime",
+                             "compared": f"{v['ours_best']} {v['ours_best_ms']} ms vs {v['best_peer']} "
+                                         f"{v['best_peer_ms']} ms", "measured": v["ours_vs_peer"],
+                             "goal": f"<= {TARGET_BEST_VS_PEER}", "met": v["meets_0_7"]})
+            if "eager_vs_tv" in v:
+                rows.append({"cell": cell, "target": "optimised eager / torchvision eager",
+                             "compared": "ours optimised eager vs torchvision eager", "measured": v["eager_vs_tv"],
+                             "goal": f"<= {TARGET_EAGER_VS_TV}", "met": v["meets_0_5"]})
+            if "low_speedup" in v:
+                rows.append({"cell": cell, "target": "int8/bf16 speed-up over the best fp32 peer",
+                             "compared": f"{v['low_best']} {v['low_ms']} ms", "measured": v["low_speedup"],
+                             "goal": f">= {1 / TARGET_LOW_PRECISION:g}", "met": v["meets_2x"]})
+        return rows
+
     def table_rows(self) -> list[dict[str, Any]]:
         rows = []
         for cell in self.cells():
@@ -278,6 +298,16 @@ class InferenceSpeed(ResultBase):
                              "vs_best_peer": round(t.median_s / best_peer, 3) if best_peer else None})
         return rows
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InferenceSpeed:
+        """Read back :meth:`to_dict` (to re-render a committed result without timing again)."""
+        by_label = {p.label: p for p in paths(compiled=True)}
+        timings = [PathTiming(by_label[t["path"]], t["width"], int(t["batch"]), int(t["threads"]),
+                              [x / 1e3 for x in t["times_ms"]]) for t in d["timings"]]
+        return cls(timings, {k: v / 1e3 for k, v in d["floors_ms"].items()},
+                   {int(k): v for k, v in d["ceilings"].items()}, dict(d["mflops"]), int(d["rounds"]),
+                   dict(d["env"]), list(d.get("accuracy") or []), list(d.get("notes") or []))
+
     def to_dict(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "env": self.env, "mflops": self.mflops, "ceilings": self.ceilings,
                 "floors_ms": {k: v * 1e3 for k, v in self.floors_s.items()}, "rows": self.table_rows(),
@@ -294,8 +324,10 @@ class InferenceSpeed(ResultBase):
                   "meets_0_5": "<= 0.5", "low_ms": "int8/bf16", "low_speedup": "speed-up vs peer",
                   "meets_2x": ">= 2x", "ours_floor_pct": "ours of floor", "peer_floor_pct": "peer of floor",
                   "best_peer": "best peer path", "ours_best": "our best path", "low_best": "best int8/bf16 path"}
-        out = [Table.from_rows("Deployment targets per cell (ShuffleNet V2, 3x224x224)", self.verdicts(),
-                               units=units, labels=labels, key="targets", notes=list(self.notes)),
+        out = [Table.from_rows("Deployment targets per cell (ShuffleNet V2, 3x224x224)", self.target_rows(),
+                               units={"measured": "x"}, key="targets", notes=list(self.notes)),
+               _csv_only(Table.from_rows("Best paths per cell", self.verdicts(), units=units, labels=labels,
+                                         key="best")),
                Table.from_rows("Every path, side by side (median over interleaved rounds)", self.table_rows(),
                                units=units, labels=labels, key="paths")]
         if self.accuracy:
@@ -306,6 +338,12 @@ class InferenceSpeed(ResultBase):
     def conventions(self) -> list[str]:
         return [FLOPS, "latency: median over interleaved rounds of wall-clock blocks; IQR across rounds",
                 "floor: multiply-adds / this machine's best measured fp32 rate at that thread count"]
+
+
+def _csv_only(table: Table) -> Table:
+    """The same numbers as the targets table, one wide row per cell: for CSV and JSON readers only."""
+    table.display = False
+    return table
 
 
 def _key(width: str, batch: int, threads: int) -> str:

@@ -96,7 +96,8 @@ def run(ctx: ReportContext) -> SectionOutput:
             "ImageNet top-1", f"{v['low_best']}: {v['low_speedup']:.2f}x the best fp32 peer{acc_text}",
             _verdict(met)))
     cell = [t for t in speed.timings if t.width == "1.0"]
-    finding = ("The runtime is part of the platform: the same ShuffleNet V2 1.0x runs "
+    finding = ("The paper (Sec. 1-2): speed depends on the platform, hardware and library, not on FLOPs alone; "
+               "the runtime is part of it. Here the same ShuffleNet V2 1.0x runs "
                + ", ".join(f"{t.path.label} {t.median_s * 1e3:.2f} ms" for t in
                            sorted(cell, key=lambda t: t.median_s)[:4])
                + f" ... and torchvision eager {next(t.median_s for t in cell if t.path.label == 'torchvision eager') * 1e3:.2f} ms "
