@@ -26,6 +26,7 @@ from shufflenet.cli._common import (
     progress,
 )
 from shufflenet.errors import UserInputError
+from shufflenet.measure.options import RUNTIMES
 
 RESULTS_DIR = Path("benchmarks") / "results"
 
@@ -54,7 +55,7 @@ def add_parser(sub: Any) -> None:
                    help="auto: the thread's CPU time for 1-thread CPU runs, else wall time")
     p.add_argument("--wait-idle", type=float_arg(0.0, 86_400.0), default=0.0, metavar="SECONDS",
                    help="before each row, wait up to SECONDS for other processes to go quiet")
-    p.add_argument("--runtime", choices=("torch", "onnxruntime", "openvino", "ncnn"), default="torch",
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="time in this inference runtime (converted from the PyTorch model; fp32, CPU, wall "
                         "clock): the runtime is part of the platform")
     p.add_argument("--suite", choices=("paper-fig1", "units"), help="the paper's comparisons on this machine")

@@ -21,6 +21,7 @@ from shufflenet.cli._common import (
     int_arg,
     progress,
 )
+from shufflenet.measure.options import RUNTIMES
 
 
 def add_parser(sub: Any) -> None:
@@ -42,7 +43,7 @@ def add_parser(sub: Any) -> None:
                    help="interleaved timing rounds per row (default 21; 15 with --quick)")
     p.add_argument("--min-run-time", type=float_arg(0.0, 3600.0, inclusive=False), default=None, metavar="SECONDS",
                    help="seconds per timed measurement (default 0.15; 0.1 with --quick)")
-    p.add_argument("--runtime", choices=("torch", "onnxruntime", "openvino", "ncnn"), default="torch",
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="time the blocks in this inference runtime (CPU, fp32): the guidelines may read "
                         "differently there than in eager PyTorch")
     p.add_argument("--plot-dir", metavar="DIR", default=None, help="write a bar-chart PNG per table to DIR")

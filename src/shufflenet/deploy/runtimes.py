@@ -22,8 +22,11 @@ import torch
 from torch import nn
 
 from shufflenet.errors import UserInputError
+from shufflenet.measure.options import RUNTIMES, check_runtime
 
-RUNTIMES = ("torch", "onnxruntime", "openvino", "ncnn")
+__all__ = ["PRECISIONS", "RUNTIMES", "MissingRuntimeError", "NcnnModule", "OnnxRuntimeModule", "OpenVinoModule",
+           "RuntimeModule", "check_precision", "check_runtime", "load_runtime", "require", "runtime_versions"]
+
 PRECISIONS = ("fp32", "bf16", "int8")
 
 # Python module -> (pip package, this package's extra that installs it)
@@ -47,12 +50,6 @@ def require(module: str, purpose: str = "") -> ModuleType:
         what = f"{purpose} needs" if purpose else "this needs"
         raise MissingRuntimeError(f"{what} the '{pkg}' package, which is not installed: "
                                   f"pip install 'shufflenet[{extra}]'") from None
-
-
-def check_runtime(runtime: str) -> str:
-    if runtime not in RUNTIMES:
-        raise UserInputError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    return runtime
 
 
 def check_precision(precision: str) -> str:
