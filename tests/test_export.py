@@ -229,3 +229,17 @@ def test_shipped_names_work_where_checkpoints_do(capsys, tmp_path) -> None:
     assert code == 0, err
     result = json.loads(out.read_text())
     assert result["count"] == 300 and result["model"] == "shufflenet_v2_x0_5" and result["top1"] > 70
+
+
+def test_cli_exports_a_users_own_model(tmp_path, capsys) -> None:
+    src = tmp_path / "net.py"
+    src.write_text("from torch import nn\n\ndef build(num_classes=10):\n    return nn.Sequential(nn.Conv2d(3, 8, 3, "
+                   "padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), "
+                   "nn.Linear(8, num_classes))\n")
+    summary = tmp_path / "s.json"
+    code, _, err = _cli(["--quiet", "export", f"{src}:build", "--format", "onnx", "--optimize", "--input", "3x32x32",
+                         "--out", str(tmp_path / "net.onnx"), "--summary", str(summary)], capsys)
+    assert code == 0, err
+    data = json.loads(summary.read_text())
+    assert data["parity_ok"] and data["deploy_steps"][0] == "BN folded into convolutions (1)"
+    assert "BatchNormalization" not in data["op_histogram"] and data["input_shape"] == [3, 32, 32]

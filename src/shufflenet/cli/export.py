@@ -110,12 +110,11 @@ def run(args: argparse.Namespace) -> int:
     from shufflenet.models import get_entry
     from shufflenet.models.shipped import load_checked_weights, resolve_weights
 
-    entry = get_entry(args.model) if ":" not in args.model or args.model.split(":")[0] in ("torchvision", "timm") \
-        else None
+    entry = get_entry(args.model)  # unknown names fail here, before anything is built
     model = build_model(args.model, args).eval()
     if args.weights:
         load_checked_weights(model, args.model, args.weights)
-    shape = _input_shape(args, model, entry.input_size if entry is not None else 224)
+    shape = _input_shape(args, model, entry.input_size)
     out = Path(args.export_out) if args.export_out else default_output(args.model, args.export_format,
                                                                        optimized=args.optimize,
                                                                        precision=args.precision)
