@@ -80,13 +80,12 @@ def _parity_images(shape: tuple[int, int, int]) -> tuple[torch.Tensor | None, st
     """Fashion-MNIST test images for a 1x28x28 model (the real data the shipped checkpoints saw), else none."""
     if shape != (1, 28, 28):
         return None, ""
-    from shufflenet.train.data import FashionMNIST, find_fashion_mnist
+    from shufflenet.train.data import fashion_mnist_images
 
     try:
-        data = FashionMNIST(find_fashion_mnist(), "val")  # the 10 000 test images
+        images, _ = fashion_mnist_images("val", PARITY_IMAGES)  # "val" = the 10 000 test images
     except UserInputError:
         return None, ""
-    images = torch.stack([x for x, _ in data.__getitems__(list(range(PARITY_IMAGES)))])
     return images, "Fashion-MNIST test images"
 
 
@@ -96,11 +95,9 @@ def _calibration_images(shape: tuple[int, int, int], count: int) -> tuple[torch.
         raise UserInputError(f"int8 export calibrates on real images; the CLI has them for Fashion-MNIST models "
                              f"(1x28x28 input), not {'x'.join(map(str, shape))}: call "
                              "shufflenet.deploy.export_model(..., calibration=images) with your own")
-    from shufflenet.train.data import FashionMNIST, find_fashion_mnist
+    from shufflenet.train.data import fashion_mnist_images
 
-    data = FashionMNIST(find_fashion_mnist(), "train")
-    step = max(1, len(data) // count)
-    images = torch.stack([x for x, _ in data.__getitems__(list(range(0, step * count, step)))])
+    images, _ = fashion_mnist_images("train", count, spread=True)
     return images, "Fashion-MNIST training images"
 
 

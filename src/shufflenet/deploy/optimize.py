@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shufflenet.deploy.fold import FoldedConv, fold_sequential
+from shufflenet.deploy.fold import fold_sequential
 from shufflenet.errors import UserInputError, WrongTypeError, first_line
 
 
@@ -157,9 +157,3 @@ def _compile(model: nn.Module, mode: str | None) -> nn.Module:
         raise UserInputError(f"torch.compile is not available here: {first_line(exc)}") from exc
     return compiled
 
-
-def count_folded(model: nn.Module) -> dict[str, int]:
-    """How many modules of each deploy kind ``model`` holds (for a summary line)."""
-    convs = [m for m in model.modules() if isinstance(m, FoldedConv)]
-    return {"folded_convs": len(convs), "fused_relus": sum(m.relu for m in convs),
-            "batchnorms": sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())}

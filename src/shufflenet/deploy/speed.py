@@ -412,15 +412,11 @@ def accuracy_by_path(checkpoints: Sequence[str], *, test_images: int | None = No
     from shufflenet.models import create_model
     from shufflenet.models.shipped import load_checked_weights, resolve_weights
     from shufflenet.models.weights import read_safetensors_metadata
-    from shufflenet.train.data import FashionMNIST, find_fashion_mnist
+    from shufflenet.train.data import fashion_mnist_images
 
-    root = find_fashion_mnist()
-    train, test = FashionMNIST(root, "train"), FashionMNIST(root, "val")
-    n = len(test) if test_images is None else min(test_images, len(test))
-    batch = test.__getitems__(list(range(n)))
-    x, y = torch.stack([a for a, _ in batch]), torch.tensor([b for _, b in batch])
-    step = len(train) // calibration_images
-    calibration = torch.stack([a for a, _ in train.__getitems__(list(range(0, step * calibration_images, step)))])
+    x, y = fashion_mnist_images("val", test_images or 10_000)
+    n = len(y)
+    calibration, _ = fashion_mnist_images("train", calibration_images, spread=True)
     rows: list[dict[str, Any]] = []
     for spec in checkpoints:
         meta = read_safetensors_metadata(resolve_weights(spec))

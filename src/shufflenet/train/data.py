@@ -286,6 +286,18 @@ class FashionMNIST(Dataset):
         return out
 
 
+def fashion_mnist_images(split: str, count: int, *, spread: bool = False,
+                         data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` Fashion-MNIST images of ``split`` (``"train"`` or ``"val"``, the test split) as one
+    normalised ``(N, 1, 28, 28)`` batch and their labels: the first ``count``, or with ``spread`` evenly
+    spaced over the split (calibration images that cover every class)."""
+    data = FashionMNIST(find_fashion_mnist(data_dir), split)
+    count = min(count, len(data))
+    step = max(1, len(data) // count) if spread else 1
+    items = data.__getitems__(list(range(0, step * count, step)))
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
 def _random_erase(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
     """Random erasing (Zhong et al.) with value 0 (the mean after normalisation), scale 0.02-0.33."""
     if float(torch.rand((), generator=g)) >= p:
