@@ -50,6 +50,22 @@ def test_common_options(name: str) -> None:
     assert get_entry(name).paper.mflops is not None
 
 
+@pytest.mark.parametrize("name", [n for n in ALL if get_entry(n).paper.mflops or get_entry(n).paper.mparams])
+def test_declared_complexity_matches_the_built_model(name: str) -> None:
+    """Every model's FLOPs and params, counted at its paper input size, within its declared tolerance of
+    the values its paper publishes (2% where the paper gives the exact structure)."""
+    from shufflenet.cost.catalog import model_cost
+
+    paper = get_entry(name).paper
+    assert paper.source and 0 < paper.tolerance <= 0.25
+    cost = model_cost(name)[1]
+    if paper.mflops:
+        assert cost.flops / 1e6 == pytest.approx(paper.mflops, rel=paper.tolerance), paper.source
+    if paper.mparams:
+        # papers round params to 0.1 M: allow that rounding on top of the tolerance
+        assert cost.params / 1e6 == pytest.approx(paper.mparams, rel=paper.tolerance, abs=0.05), paper.source
+
+
 def test_unknown_model_lists_closest_names() -> None:
     with pytest.raises(UnknownModelError, match=r"unknown model 'shufflenet_v2_x1'.*closest: .*shufflenet_v2_x1_0"):
         create_model("shufflenet_v2_x1")

@@ -1,6 +1,7 @@
 """``shufflenet bench MODEL...``: latency and throughput on this machine, next to FLOPs and MAC.
 
-Also ``--suite paper-fig1`` (Fig. 1 / Table 8), ``--suite units`` (Appendix Table 1b) and ``--machine``
+Also ``--suite paper-fig1`` (Fig. 1 / Table 8), ``--suite units`` (Appendix Table 1b), ``--suite resnets``
+(FLOPs vs speed of ResNets, ResNeXts and wide ResNets) and ``--machine``
 (this machine's matmul and copy ceilings). Protocol: the paper's (Sec. 2 and the table captions): batch 1
 and one thread on CPU by default, as its ARM numbers; batch 8 with cudnn.benchmark on CUDA, as its GPU numbers.
 """
@@ -58,7 +59,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="time in this inference runtime (converted from the PyTorch model; fp32, CPU, wall "
                         "clock): the runtime is part of the platform")
-    p.add_argument("--suite", choices=("paper-fig1", "units"), help="the paper's comparisons on this machine")
+    p.add_argument("--suite", choices=("paper-fig1", "units", "resnets"), help="the paper's comparisons on this machine")
     p.add_argument("--quick", action="store_true", help="shorter timing (fewer warm-ups and repeats)")
     p.add_argument("--machine", action="store_true",
                    help="measure this machine's fp32 matmul and copy ceilings (cached) and print them")
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from shufflenet.measure.options import parse_batches, resolve_device
 
     if not (args.models or args.suite or args.machine):
-        raise UserInputError("nothing to measure: give MODEL names, --suite paper-fig1|units, or --machine")
+        raise UserInputError("nothing to measure: give MODEL names, --suite paper-fig1|units|resnets, or --machine")
     if args.models and args.suite:
         raise UserInputError("give MODEL names or --suite, not both")
     if args.suite and args.input:
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if args.suite:
         from shufflenet.measure.suites import run_suite
 
-        plot = _plot_path(args, device.type) if args.suite == "paper-fig1" else None
+        plot = _plot_path(args, device.type) if args.suite in ("paper-fig1", "resnets") else None
         suite = run_suite(args.suite, options, batches, machine=machine, progress=bar, plot_path=plot)
         emit_result(suite, args)
         return 0

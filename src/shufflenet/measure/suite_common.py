@@ -34,6 +34,7 @@ class SuiteResult(ResultBase):
     wall_s: float = 0.0
     plot: str | None = None
     charts: list[Figure] = field(default_factory=list, repr=False)
+    verdicts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per batch, where a suite judges
 
     def to_dict(self) -> dict[str, Any]:
         bench = self.bench.to_dict()
@@ -42,7 +43,7 @@ class SuiteResult(ResultBase):
                 "conventions": bench["conventions"],
                 "options": bench["options"], "env": bench["env"], "machine": bench["machine"],
                 "wall_s": self.wall_s, "plot": self.plot, "headers": self.headers, "rows": self.rows,
-                "measurements": bench["rows"]}
+                "measurements": bench["rows"], **({"verdicts": self.verdicts} if self.verdicts else {})}
 
     @property
     def batches(self) -> list[int]:

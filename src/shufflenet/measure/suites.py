@@ -4,6 +4,7 @@
   Table 8's widths and input sizes, MobileNet v1; batch 1 (the paper's ARM setting) and batch 8 (its GPU
   setting), next to Table 8's speeds, plus a speed-vs-MFLOPs scatter like Figure 1.
 - ``units``: Appendix Table 1(b), in :mod:`shufflenet.measure.unit_suite`.
+- ``resnets``: FLOPs vs speed of ResNets, ResNeXts and wide ResNets, in :mod:`shufflenet.measure.resnet_suite`.
 
 Absolute speeds are not comparable across platforms, so each row also gives its speed **relative to
 ShuffleNet v2** at the same FLOPs level (same Table 8 group, or same c), for us and for the paper.
@@ -31,7 +32,7 @@ from shufflenet.result import Figure
 __all__ = ["FIG1_ENTRIES", "SUITES", "V2", "Fig1Entry", "SuiteResult", "batches_per_s", "draw_fig1", "fig1_chart",
            "fig1_figure", "fig1_series", "noisy_batches", "relative", "run_paper_fig1", "run_suite", "speed_key"]
 
-SUITES = ("paper-fig1", "units")
+SUITES = ("paper-fig1", "units", "resnets")
 FIG1_DPI = 110
 
 
@@ -235,10 +236,18 @@ def draw_fig1(fig: Any, result: SuiteResult, batches: Sequence[int]) -> None:
 def run_suite(suite: str, options: BenchOptions, batches: Sequence[int] | None = None, *,
               machine: MachineCeilings | None = None, progress: Progress | None = None,
               plot_path: str | Path | None = None) -> SuiteResult:
-    """Run ``paper-fig1`` (default batches 1 and 8) or ``units`` (default batch 1)."""
+    """Run ``paper-fig1`` (default batches 1 and 8), ``units`` or ``resnets`` (default batch 1)."""
     if suite == "paper-fig1":
         return run_paper_fig1(options, batches or (1, 8), machine=machine, progress=progress,
                               plot_path=plot_path)
     if suite == "units":
         return unit_suite.run_units(options, batches or (1,), machine=machine, progress=progress)
-    raise UserInputError(f"unknown suite {suite!r}: choose {' or '.join(SUITES)}")
+    if suite == "resnets":
+        from shufflenet.measure.resnet_suite import run_resnets
+
+        result = run_resnets(options, batches or (1,), machine=machine, progress=progress)
+        if plot_path is not None:
+            written = save_figure(result.charts[0], Path(plot_path), result.notes)
+            result.plot = str(written) if written is not None else None
+        return result
+    raise UserInputError(f"unknown suite {suite!r}: choose {', '.join(SUITES)}")

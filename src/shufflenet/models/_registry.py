@@ -33,11 +33,15 @@ class PaperRef:
     """What a paper (or the official repository) states for a model, with the source it came from.
 
     ``mflops`` are multiply-adds in millions (the paper's FLOPs); ``mparams`` millions of weights.
+    ``tolerance`` is how far (relative) the built model may be from them: 2% for an architecture built
+    exactly from its paper, 3% for one whose widths are reconstructed to a paper's stated complexity, more
+    where the paper states a complexity *level* rather than a count (said in ``source``).
     """
 
     mflops: float | None = None
     mparams: float | None = None
     source: str = ""
+    tolerance: float = 0.02
 
 
 @dataclass(frozen=True)
