@@ -10,7 +10,7 @@ import torch
 
 from shufflenet.cost import count_cost
 from shufflenet.measure import resnet_suite
-from shufflenet.measure.bench import BenchOptions, BenchResult, BenchRow
+from shufflenet.measure.bench import BenchOptions, BenchRow
 from shufflenet.measure.timing import Measurement
 from shufflenet.models import create_model, get_entry
 from shufflenet.render import render

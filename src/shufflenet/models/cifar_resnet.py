@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from shufflenet.models._base import Classifier
-from shufflenet.models._checks import check_classifier_args, check_choice, check_int
+from shufflenet.models._checks import check_choice, check_classifier_args, check_int
 from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import ConvBNAct
 
