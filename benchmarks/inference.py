@@ -13,12 +13,13 @@ peer, with the Fashion-MNIST test accuracy of the shipped checkpoints within 0.3
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from shufflenet.deploy.speed import WIDTHS, accuracy_by_path, paths, run_inference_speed
+from shufflenet.deploy.speed import WIDTHS, InferenceSpeed, accuracy_by_path, paths, run_inference_speed
 from shufflenet.render import render, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,7 +39,19 @@ def main() -> int:
     p.add_argument("--accuracy", action="store_true", help="also the int8/bf16 accuracy of the shipped checkpoints")
     p.add_argument("--checkpoints", nargs="+", default=list(SHIPPED))
     p.add_argument("--out", type=Path, default=RESULTS / "inference.json")
+    p.add_argument("--accuracy-only", type=Path, metavar="RESULT_JSON",
+                   help="keep the timings of an earlier result and measure only the accuracy again (written to --out)")
     args = p.parse_args()
+    if args.accuracy_only:
+        if args.out.resolve() == args.accuracy_only.resolve():
+            p.error("--out must differ from --accuracy-only's result (it is read, never written over)")
+        result = InferenceSpeed.from_dict(json.loads(args.accuracy_only.read_text()))
+        result.accuracy = accuracy_by_path(args.checkpoints)
+        result.notes.append("accuracy re-measured: python benchmarks/inference.py " + " ".join(sys.argv[1:]))
+        print(render(result, "table"))
+        write_result(result, args.out)
+        write_result(result, args.out.with_suffix(".md"))
+        return 0
     result = run_inference_speed(args.widths, args.batches, args.threads, rounds=args.rounds,
                                  block_s=args.block_s, chosen=paths(include_ncnn=not args.no_ncnn, compiled=args.compile),
                                  progress=lambda it, desc, total: tqdm(it, desc, total))
