@@ -146,6 +146,9 @@ def test_reuse_section_traces_the_paper_networks():
     assert [r["width"] for r in v2] == [116, 232, 464] and all(r["r"] == 0.5 for r in v2)
     dense = [r for r in rows if r["model"] == "DenseNet-121"]
     assert len(dense) == 4 and all(r["r"] == 1.0 for r in dense)
+    # Table 8's other dense designs: the paper's DenseNet 1x (3 stages) and CondenseNet (5 dense blocks)
+    for label, stages in (("DenseNet 1x (Table 8)", 3), ("CondenseNet G=C=8", 5)):
+        assert [r["r"] for r in rows if r["model"] == label] == [1.0] * stages
     assert [(x.label, x.value) for x in out.rankings["reuse: channels reused (j>=2)"]][-1] == ("ResNet-18", 0.0)
     assert "27 of 27 block pairs at c * 0.5^j" in out.finding and len(out.figures) == 2
 

@@ -1,7 +1,8 @@
 """Feature reuse (Sec. 4, Fig. 4): how many channels of block i reach block j unchanged, traced in one
 forward pass by :func:`shufflenet.audit.feature_reuse`, for ShuffleNet V2 1x (the paper's c * r^j with
-r = 0.5), DenseNet-121 (every layer's output reaches every later layer of its dense block) and ResNet-18
-(the additive shortcut passes no channel unchanged). Structural, so exact and independent of the machine:
+r = 0.5), DenseNet-121 (every layer's output reaches every later layer of its dense block), ResNet-18
+(the additive shortcut passes no channel unchanged), and Table 8's other dense designs: the paper's DenseNet
+1x re-implementation and CondenseNet (G=C=8), whose learned group convs read a subset of the dense input. Structural, so exact and independent of the machine:
 no timing, a few seconds.
 """
 
@@ -16,7 +17,8 @@ from shufflenet.result import Column, Table
 
 # (registry name, label): the paper's network, the dense relative it cites, and the additive shortcut.
 MODELS = (("shufflenet_v2_x1_0", "ShuffleNet v2 1x"), ("torchvision:densenet121", "DenseNet-121"),
-          ("torchvision:resnet18", "ResNet-18"))
+          ("torchvision:resnet18", "ResNet-18"), ("densenet_light_x1_0", "DenseNet 1x (Table 8)"),
+          ("condensenet_g8", "CondenseNet G=C=8"))
 INPUT = (1, 3, 224, 224)
 
 
@@ -41,11 +43,13 @@ def run(ctx: ReportContext) -> SectionOutput:
     reports = {}
     for name, label in ctx.progress(MODELS, "feature reuse", len(MODELS)):
         reports[name] = feature_reuse(create_model(name), INPUT, model_name=label, log_scale=name == MODELS[0][0])
-    v2, dense, res = (reports[n] for n, _ in MODELS)
+    v2, dense, res, dense_t8, condense = (reports[n] for n, _ in MODELS)
     stages = [row for n, label in MODELS for row in stage_rows(label, reports[n])]
     total_reused = {label: sum(reports[n].reused(i) for i in range(len(reports[n].blocks))) for n, label in MODELS}
     v2_r = "/".join(f"{s.r:.3f}" for s in v2.stages() if s.r is not None)
     dense_r = "/".join(f"{s.r:.2f}" for s in dense.stages() if s.r is not None)
+    relatives = "; ".join(f"{label} r = " + "/".join(f"{s.r:.2f}" for s in rep.stages() if s.r is not None)
+                          for rep, label in ((dense_t8, MODELS[3][1]), (condense, MODELS[4][1])))
     verdict = shufflenet_verdict(v2)
     checked = sum(s.pairs for s in v2.stages())
     exact = sum(s.exact for s in v2.stages())
@@ -53,13 +57,15 @@ def run(ctx: ReportContext) -> SectionOutput:
     finding = (f"The paper (Sec. 4, Fig. 4): in ShuffleNet V2, block i's channels reach block i+j directly as "
                f"c * r^j with r = 0.5, a feature reuse like DenseNet's that decays with distance. Here, traced: "
                f"r = {v2_r} in ShuffleNet v2 1x's three stages ({matched} of {checked} block pairs at c * 0.5^j: "
-               f"{exact} exactly, {matched - exact} within one channel where it is not a whole number); DenseNet-121 r = {dense_r} (full reuse inside each "
-               f"dense block); ResNet-18 reuses {total_reused['ResNet-18']} channels unchanged.")
+               f"{exact} exactly, {matched - exact} within one channel where it is not a whole number); DenseNet-121 r = "
+               f"{dense_r} (full reuse inside each dense block), and the same for the paper's other dense designs "
+               f"({relatives}); ResNet-18 reuses {total_reused['ResNet-18']} channels unchanged.")
     claim = Claim("reuse", "ShuffleNet V2 reuses features: block i's channels reach block i+j as c * 0.5^j "
                   "(Sec. 4, Fig. 4)", "r = 0.5 (the split ratio); DenseNet: full reuse",
                   f"r = {v2_r}; {matched}/{checked} pairs at c * 0.5^j ({exact} exact); DenseNet r = {dense_r}; ResNet-18: "
                   f"{total_reused['ResNet-18']} channels", verdict)
-    summary = Table("Feature reuse per stage: ShuffleNet v2 1x, DenseNet-121, ResNet-18 (structural, traced)",
+    summary = Table("Feature reuse per stage: ShuffleNet v2 1x, DenseNet-121, ResNet-18, DenseNet 1x (Table 8), "
+                    "CondenseNet (structural, traced)",
                     _stage_columns(), stages, key="reuse_stages",
                     notes=[*v2.tables()[0].notes, "reused (j>=2) = channels reaching a block beyond the next one"])
     figures = [f for n, _ in MODELS[:2] for f in reports[n].figures()]
@@ -82,4 +88,4 @@ def _stage_columns() -> list[Column]:
 
 SECTION = register(Section("reuse", "Feature reuse (Fig. 4)", 55, run, estimate_s=lambda options: 2.0,
                            description="channels of block i reaching block j unchanged: ShuffleNet V2, "
-                                       "DenseNet-121, ResNet-18"))
+                                       "DenseNet-121, ResNet-18, DenseNet 1x, CondenseNet"))
