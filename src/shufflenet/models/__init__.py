@@ -9,6 +9,7 @@ from shufflenet.models import (  # noqa: F401  (registration)
     cifar_resnet,
     condensenet,
     densenet,
+    igcv3,
     mobilenet_v1,
     nasnet,
     shufflenet_v1,
