@@ -7,7 +7,7 @@ paper-fig1 writes its ``.png`` beside them. ``--machine`` also records the machi
 theoretical FMA peak and the copy bandwidth. Only the public API is used (``shufflenet.measure``,
 ``shufflenet.render``), so every file is written atomically, as the CLI writes its ``--out``.
 
-    python benchmarks/run_suites.py [--quick] [--suite paper-fig1 units] [--device cpu] [--threads N]
+    python benchmarks/run_suites.py [--quick] [--suite paper-fig1 units resnets] [--device cpu] [--threads N]
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from shufflenet.render import write_result
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--suite", nargs="+", default=["paper-fig1", "units"], choices=["paper-fig1", "units"])
+    p.add_argument("--suite", nargs="+", default=["paper-fig1", "units", "resnets"],
+                   choices=["paper-fig1", "units", "resnets"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for suite in args.suite:
         stem = RESULTS / f"{suite}-{dev.type}{'-quick' if args.quick else ''}"
         start = time.perf_counter()
-        plot = stem.with_suffix(".png") if suite == "paper-fig1" else None
+        plot = stem.with_suffix(".png") if suite in ("paper-fig1", "resnets") else None
         result = run_suite(suite, options, machine=machine, progress=_progress, plot_path=plot)
         write_result(result, stem.with_suffix(".json"), environment=result.bench.env)
         write_result(result, stem.with_suffix(".txt"), environment=result.bench.env)

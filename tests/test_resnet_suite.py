@@ -62,7 +62,12 @@ def test_judging_both_ways() -> None:
     wide, grouped = resnet_suite.judge(rows)
     assert wide["verdict"] == "holds" and grouped["verdict"] == "does not hold"
     # within the noise: a 5% difference with 10% spread on each side is no difference
-    rows = {"WRN-28-10": _row("WRN-28-10", 5243, 95, 0.1), "ResNet-1001": _row("ResNet-1001", 1491, 100, 0.1)}
+    # slower in time but 2.9x the GFLOP/s: faster per FLOP only -> partly
+    rows = {"WRN-28-10": _row("WRN-28-10", 5243, 85), "ResNet-1001": _row("ResNet-1001", 1491, 69)}
+    (wide,) = resnet_suite.judge(rows)
+    assert wide["verdict"] == "partly holds" and wide["pairs"][0]["throughput_ratio"] == pytest.approx(2.86, abs=0.01)
+    # within the noise: equal FLOPs, a 5% difference with 10% spread on each side is no difference
+    rows = {"WRN-50-2": _row("WRN-50-2", 11400, 95, 0.1), "ResNet-152": _row("ResNet-152", 11500, 100, 0.1)}
     (wide,) = resnet_suite.judge(rows)
     assert wide["verdict"] == "does not hold" and wide["pairs"][0]["margin"] == pytest.approx(0.2)
 
