@@ -190,26 +190,40 @@ def run_resnets(options: BenchOptions, batches: Sequence[int] = (1,), *,
 
 
 def resnets_chart(result: SuiteResult, batches: Sequence[int]) -> Figure:
-    """Time against FLOPs (log-log), one series per family and one panel per batch."""
+    """Time against FLOPs (log-log), one series per family, one panel per input size and batch."""
+    sides = list(dict.fromkeys(r["input"] for r in result.rows))
     return Figure("ResNets: time vs FLOPs", lambda fig: draw_resnets(fig, result, batches), key="resnets",
-                  size=(5.5 * len(batches), 4.6), dpi=110)
+                  size=(5.2 * len(sides), 4.4 * len(batches) + 0.6), dpi=110)
 
 
 def draw_resnets(fig: Any, result: SuiteResult, batches: Sequence[int]) -> None:
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    sides = list(dict.fromkeys(r["input"] for r in result.rows))
     fig.set_layout_engine("constrained")
-    axes = fig.subplots(1, len(batches), squeeze=False)[0]
+    axes = fig.subplots(len(batches), len(sides), squeeze=False)
     families = list(dict.fromkeys(r["family"] for r in result.rows))
-    for ax, b in zip(axes, batches, strict=True):
-        for i, fam in enumerate(families):
-            pts = sorted((r["mflops"], r[f"b{b}_ms"], r["model"]) for r in result.rows if r["family"] == fam)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="osD^v"[i % 5], color=f"C{i}", label=fam)
-            for x, y, label in pts:
-                ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("MFLOPs (multiply-adds)")
-        ax.set_ylabel(f"ms per batch of {b}")
-        ax.set_title(f"batch {b}, {result.bench.env.get('threads')} thread(s)", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("FLOPs vs time: wide vs deep vs grouped ResNets (same FLOPs need not mean same speed)")
+    for row_axes, b in zip(axes, batches, strict=True):
+        for ax, side in zip(row_axes, sides, strict=True):
+            for i, fam in enumerate(families):
+                pts = sorted((r["mflops"], r[f"b{b}_ms"], r["model"]) for r in result.rows
+                             if r["family"] == fam and r["input"] == side)
+                if not pts:
+                    continue
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="osD^v"[i % 5], color=f"C{i}", label=fam)
+                for j, (x, y, label) in enumerate(pts):
+                    ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, -10 if j % 2 else 4),
+                                fontsize=7)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_formatter(plain)
+                axis.set_minor_formatter(NullFormatter())
+            ax.margins(x=0.25, y=0.1)
+            ax.set_xlabel("MFLOPs (multiply-adds)")
+            ax.set_ylabel(f"ms per batch of {b}")
+            ax.set_title(f"{side} input, batch {b}, {result.bench.env.get('threads')} thread(s)", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Time vs FLOPs: wide, deep and grouped ResNets", fontsize=11)
