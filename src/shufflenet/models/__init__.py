@@ -14,6 +14,7 @@ from shufflenet.models import (  # noqa: F401  (registration)
     nasnet,
     shufflenet_v1,
     shufflenet_v2,
+    xception,
 )
 from shufflenet.models._registry import PaperRef, create_model, get_entry, list_models, register_model
 from shufflenet.models.weights import load_weights
