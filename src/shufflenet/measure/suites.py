@@ -1,7 +1,8 @@
 """Benchmark suites that re-run the paper's speed comparisons on this machine.
 
 - ``paper-fig1``: Figure 1 / Table 8: ShuffleNet v2, ShuffleNet v1 (g=3), MobileNet v2 at
-  Table 8's widths and input sizes, MobileNet v1; batch 1 (the paper's ARM setting) and batch 8 (its GPU
+  Table 8's widths and input sizes, MobileNet v1, Xception and DenseNet (the paper's re-implementations),
+  IGCV3-D, CondenseNet and NASNet-A mobile; batch 1 (the paper's ARM setting) and batch 8 (its GPU
   setting), next to Table 8's speeds, plus a speed-vs-MFLOPs scatter like Figure 1.
 - ``units``: Appendix Table 1(b), in :mod:`shufflenet.measure.unit_suite`.
 - ``resnets``: FLOPs vs speed of ResNets, ResNeXts and wide ResNets, in :mod:`shufflenet.measure.resnet_suite`.
@@ -79,7 +80,24 @@ FIG1_ENTRIES: tuple[Fig1Entry, ...] = (
     _mnv2(1.4, "1.4 MobileNet v2"),
     *(Fig1Entry("MobileNet v1", f"MobileNet v1 {w}", f"mobilenet_v1_x{w.replace('.', '_')}",
                 f"{w} MobileNet v1") for w in ("0.25", "0.5", "0.75", "1.0")),
+    *(Fig1Entry("Xception", f"Xception {w}x", f"xception_light_x{w.replace('.', '_')}",
+                f"Xception {t}x (our impl.)") for w, t in (("0.5", "0.5"), ("1.0", "1"), ("1.5", "1.5"), ("2.0", "2"))),
+    *(Fig1Entry("DenseNet", f"DenseNet {w}x", f"densenet_light_x{w.replace('.', '_')}",
+                f"DenseNet {t}x (our impl.)") for w, t in (("0.5", "0.5"), ("1.0", "1"), ("1.5", "1.5"), ("2.0", "2"))),
+    Fig1Entry("IGCV3-D", "IGCV3-D 0.7", "igcv3_d_x0_7", "IGCV3-D (0.7)"),
+    Fig1Entry("IGCV3-D", "IGCV3-D 1.0", "igcv3_d_x1_0", "IGCV3-D"),
+    Fig1Entry("IGCV3-D", "IGCV3-D 1.4", "igcv3_d_x1_4", "IGCV3-D (1.4)"),
+    Fig1Entry("CondenseNet", "CondenseNet G=C=8", "condensenet_g8", "CondenseNet (G=C=8)"),
+    Fig1Entry("CondenseNet", "CondenseNet G=C=4", "condensenet_g4", "CondenseNet (G=C=4)"),
+    Fig1Entry("NASNet-A", "NASNet-A mobile", "nasnet_a_mobile", "NASNet-A (4 @ 1056, our impl.)"),
 )
+# Table 8 lists NASNet-A below its four groups; at 564 MFLOPs it is compared with the ~500M+ group.
+_GROUP_OVERRIDE = {"NASNet-A (4 @ 1056, our impl.)": "~500M+"}
+
+
+def fig1_group(table8: str) -> str:
+    """The Table 8 FLOPs group a row is compared in (its own, or ~500M+ for NASNet-A)."""
+    return _GROUP_OVERRIDE.get(table8, table8_row(table8).group)
 
 
 # Table 8 (and Sec. 2): the paper's ARM column is batch 1 in images/s, its GPU column batch 8 in batches/s.
@@ -113,7 +131,7 @@ def run_paper_fig1(options: BenchOptions, batches: Sequence[int] = (1, 8), *,
     measured: dict[str, dict[int, BenchRow]] = {}
     for r in bench.rows:
         measured.setdefault(r.model, {})[r.batch] = r
-    group = {e.label: table8_row(e.table8).group for e in FIG1_ENTRIES}
+    group = {e.label: fig1_group(e.table8) for e in FIG1_ENTRIES}
     v2_of = {group[e.label]: e for e in FIG1_ENTRIES if e.family == V2}  # same-FLOPs reference
 
     headers = {"model": "model", "input": "input", "mflops": "MFLOPs", "paper_mflops": "paper MFLOPs"}

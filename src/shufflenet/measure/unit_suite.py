@@ -1,7 +1,7 @@
 """The ``units`` suite: Appendix Table 1(b) of the ShuffleNet V2 paper on this machine.
 
-10 stacked stride-1 units of ShuffleNet v2 (width c = 64/128/256), ShuffleNet v1 (g=3) and MobileNet v2
-at 56x56 and 28x28. As in the paper, the other nets' widths are adjusted to match ShuffleNet v2's FLOPs:
+10 stacked stride-1 units of ShuffleNet v2 (width c = 64/128/256), ShuffleNet v1 (g=3), MobileNet v2 and
+Xception at 56x56 and 28x28. As in the paper, the other nets' widths are adjusted to match ShuffleNet v2's FLOPs:
 here solved with the cost engine, as the valid width (v1: a multiple of 12) whose FLOPs are closest.
 """
 
@@ -24,6 +24,7 @@ UNIT_SIDES = (56, 28)
 V1_GROUPS = 3
 V1_WIDTH_STEP = 4 * V1_GROUPS  # ShuffleV1Unit: out % 4 == 0 and the bottleneck out/4 divisible by g
 MNV2_WIDTH_STEP = 1  # InvertedResidual(c, c, 1, expand_ratio=6) accepts any width
+XCEPTION_WIDTH_STEP = 1  # XceptionUnit(c): any width, its bottleneck round(c * 28 / 144)
 
 
 def v2_unit(c: int) -> nn.Module:
@@ -44,10 +45,17 @@ def mnv2_unit(c: int) -> nn.Module:
     return InvertedResidual(c, c, 1, expand_ratio=6)
 
 
+def xception_unit(c: int) -> nn.Module:
+    from shufflenet.models.xception import XceptionUnit
+
+    return XceptionUnit(c)
+
+
 UNIT_BUILDERS: dict[str, tuple[Callable[[int], nn.Module], int]] = {
     "ShuffleNet v2": (v2_unit, 2),
     "ShuffleNet v1": (v1_unit, V1_WIDTH_STEP),
     "MobileNet v2": (mnv2_unit, MNV2_WIDTH_STEP),
+    "Xception": (xception_unit, XCEPTION_WIDTH_STEP),
 }
 
 
@@ -150,7 +158,8 @@ def run_units(options: BenchOptions, batches: Sequence[int] = (1,), *,
         f"{UNIT_COUNT} stacked stride-1 units per net; the input has the unit's width (C = width)",
         f"matched widths (FLOPs closest to ShuffleNet v2's, cost engine): {width_note}",
         f"ShuffleNet v1 units use g={V1_GROUPS} (width a multiple of {V1_WIDTH_STEP}); MobileNet v2 units "
-        "are torchvision's InvertedResidual with expand_ratio 6; Xception (a paper row) is not implemented",
+        "are torchvision's InvertedResidual with expand_ratio 6; Xception units are the light-weight Xception's "
+        "block (three separable convs, bottleneck c * 28 / 144; shufflenet.models.xception)",
         "the paper measured these at batch 1 (GPU batches/s, ARM images/s; Sec. 2 and Appendix Table 1)",
         "/v2 = speed relative to ShuffleNet v2 at the same c and input",
     ]
