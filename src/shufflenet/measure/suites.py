@@ -162,6 +162,11 @@ def run_paper_fig1(options: BenchOptions, batches: Sequence[int] = (1, 8), *,
         "MobileNet v2 is torchvision's (width_mult); for the paper's 'our impl.' rows (0.15x, 0.4x @160, "
         "0.6x, 0.75x @192) channels are rounded to multiples of 10 or 12 (round_nearest) instead of 8, "
         "which puts each within 3% of Table 8's MFLOPs",
+        "Xception and DenseNet are the paper's re-implementations, widths reconstructed to Table 8's FLOPs "
+        "(within 3%); IGCV3-D 0.7 is built as the official IGCV3 code builds it, 20% below Table 8's 210 "
+        "MFLOPs (the paper's 0.7 model is not the published width-0.7 network); CondenseNet's FLOPs here are "
+        "conv + FC only, 2-5% below its paper, which also counts ReLU and pooling; CondenseNet has no speed in "
+        "Table 8; NASNet-A is compared with the ~500M+ group",
     ]
     result = SuiteResult(suite="paper-fig1", title="Figure 1 / Table 8 on this machine", rows=rows,
                          bench=bench, headers=headers, sources=[TABLE8_SOURCE], notes=notes)
