@@ -57,6 +57,8 @@ def test_judging_both_ways() -> None:
     assert wide["verdict"] == "partly holds" and "3.52x the FLOPs, 0.62x the time" in wide["evidence"]
     # ResNeXt-50: 0.37x the FLOPs in 0.6x the time -> 0.62x the GFLOP/s, at most 0.67: much slower per FLOP
     assert grouped["verdict"] == "holds" and grouped["pairs"][0]["throughput_ratio"] == pytest.approx(0.62, abs=0.01)
+    rows["ResNeXt-50 32x4d"] = _row("ResNeXt-50 32x4d", 4260, 46)  # 0.81x the GFLOP/s: slower, not much
+    assert resnet_suite.judge(rows)[1]["verdict"] == "partly holds"
     rows["ResNet-110"] = _row("ResNet-110", 253, 60)
     rows["ResNeXt-50 32x4d"] = _row("ResNeXt-50 32x4d", 4260, 30)
     wide, grouped = resnet_suite.judge(rows)
