@@ -1,4 +1,4 @@
-"""NASNet-A mobile (4 @ 1056) against the NASNet paper's Table 2 and its published cell structure."""
+"""NASNet-A mobile (4 @ 1056) against the NASNet paper's Table 3 and its published cell structure."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from shufflenet.models.nasnet import (
 )
 
 NAME = "nasnet_a_mobile"
-PAPER_MFLOPS, PAPER_MPARAMS = 564, 5.3  # NASNet paper Table 2, quoted in ShuffleNet V2 Table 8
+PAPER_MFLOPS, PAPER_MPARAMS = 564, 5.3  # NASNet paper Table 3, quoted in ShuffleNet V2 Table 8
 CELL_TYPES = ["StemCell"] * 2 + ["NormalCell"] * 4 + ["ReductionCell"] + ["NormalCell"] * 4 + \
     ["ReductionCell"] + ["NormalCell"] * 4
 CELL_FILTERS = [11, 22] + [44] * 4 + [88] * 5 + [176] * 5
@@ -41,7 +41,7 @@ def cost_224():
     return count_cost(create_model(NAME).eval(), (1, 3, 224, 224))
 
 
-def test_complexity_matches_paper_table2(cost_224) -> None:
+def test_complexity_matches_paper_table3(cost_224) -> None:
     mflops, mparams = cost_224.flops / 1e6, cost_224.params / 1e6
     assert abs(mflops - PAPER_MFLOPS) / PAPER_MFLOPS <= 0.02, f"{mflops:.1f} M vs {PAPER_MFLOPS} M"
     assert abs(mparams - PAPER_MPARAMS) / PAPER_MPARAMS <= 0.02, f"{mparams:.3f} M vs {PAPER_MPARAMS} M"
@@ -51,7 +51,7 @@ def test_complexity_matches_paper_table2(cost_224) -> None:
         meta = create_model(NAME)
     assert conv_fc_madds(meta) == cost_224.flops
     paper = get_entry(NAME).paper
-    assert (paper.mflops, paper.mparams, paper.tolerance) == (564, 5.3, 0.02) and "Table 2" in paper.source
+    assert (paper.mflops, paper.mparams, paper.tolerance) == (564, 5.3, 0.02) and "Table 3" in paper.source
 
 
 def test_structure_is_the_published_mobile_model() -> None:
