@@ -47,3 +47,29 @@ def rows_to_csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+class _FeaturesAndHead(nn.Module):
+    """A model's ``forward_head(forward_features(x))`` without the base's input check, whose Python control
+    flow on shapes torch.fx cannot trace."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x))
+
+
+def assert_traceable(model: nn.Module, x: torch.Tensor, jit: bool = True) -> torch.fx.GraphModule:
+    """torch.fx traces ``model``'s features + head and (``jit``) torch.jit.trace the whole model; both give the
+    model's output on ``x``. Returns the fx graph for further checks."""
+    import warnings
+
+    graph = torch.fx.symbolic_trace(_FeaturesAndHead(model))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jit.trace's deprecation and the base's input-check TracerWarnings
+        torch.testing.assert_close(graph(x), model(x))
+        if jit:
+            torch.testing.assert_close(torch.jit.trace(model, x)(x), model(x))
+    return graph

@@ -4,7 +4,6 @@ structure (Table 5 macro-structure, DenseNet-BC stages), the block audit and the
 from __future__ import annotations
 
 import functools
-import warnings
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch.fx
 from torch import nn
 
 import shufflenet.models.densenet  # noqa: F401  (registers the models)
-from helpers import conv_fc_madds
+from helpers import assert_traceable, conv_fc_madds
 from shufflenet.audit.blocks import find_blocks
 from shufflenet.audit.reuse import feature_reuse
 from shufflenet.audit.trace import trace
@@ -170,21 +169,7 @@ def test_traceable_by_fx_and_jit() -> None:
     torch.manual_seed(0)
     model = create_model("densenet_light_x0_5").eval()
 
-    class Body(nn.Module):
-        def __init__(self, m: DenseNetLight) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.m.forward_head(self.m.forward_features(x))
-
-    x = torch.randn(2, 3, 32, 32)
-    graph = torch.fx.symbolic_trace(Body(model))
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # jit.trace's deprecation and the base's input-check TracerWarnings
-        traced = torch.jit.trace(model, x)
-        torch.testing.assert_close(graph(x), model(x))
-        torch.testing.assert_close(traced(x), model(x))
+    assert_traceable(model, torch.randn(2, 3, 32, 32))
 
 
 def test_audit_sees_one_block_per_dense_layer_and_transition() -> None:

@@ -3,14 +3,12 @@ arithmetic and Table 8's complexity; the audit reads its 2-group 1x1 convs as G2
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from torch import nn
 
 import shufflenet.models.igcv3  # noqa: F401  (registers igcv3_d_*)
-from helpers import conv_fc_madds
+from helpers import assert_traceable, conv_fc_madds
 from shufflenet.audit import audit_model, feature_reuse
 from shufflenet.cost import count_cost
 from shufflenet.errors import UserInputError
@@ -187,22 +185,8 @@ def test_feature_reuse_sees_one_block_per_unit() -> None:
 def test_traceable_by_fx_and_jit() -> None:
     model = create_model("igcv3_d_x1_0", shuffle_impl="4d").eval()
 
-    class Body(nn.Module):
-        def __init__(self, m: IGCV3) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.m.forward_head(self.m.forward_features(x))
-
-    x = torch.randn(2, 3, 32, 32)
-    graph = torch.fx.symbolic_trace(Body(model))
+    graph = assert_traceable(model, torch.randn(2, 3, 32, 32))
     assert sum(n.op == "call_function" and n.target.__name__ == "channel_shuffle" for n in graph.graph.nodes) == 32
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # jit.trace's deprecation and the base's input-check TracerWarnings
-        traced = torch.jit.trace(model, x)
-        torch.testing.assert_close(graph(x), model(x))
-        torch.testing.assert_close(traced(x), model(x))
 
 
 def test_bad_arguments() -> None:

@@ -14,7 +14,7 @@ from shufflenet.models.layers import check_input
 
 
 class Classifier(nn.Module):
-    """Base of ShuffleNet V2, ShuffleNet V1 and MobileNet V1: global average pool, dropout, linear."""
+    """Base of every network of this package: global average pool, dropout, linear."""
 
     fc: nn.Linear
     num_features: int
@@ -73,4 +73,23 @@ def init_official(model: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def init_kaiming(model: nn.Module, fc_std: float | None = 0.01, zero_fc_bias: bool = True) -> None:
+    """He et al. (2015) initialisation, as torchvision's MobileNets, TF-slim's NASNet and the CIFAR ResNets
+    use it: Kaiming-normal fan-out convs with zero bias, BN weight 1 and bias 0; linear layers N(0, ``fc_std``)
+    (PyTorch's default when ``None``) with a zero bias when ``zero_fc_bias``."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            if fc_std is not None:
+                nn.init.normal_(m.weight, 0, fc_std)
+            if zero_fc_bias and m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shufflenet.models._base import Classifier
+from shufflenet.models._base import Classifier, init_kaiming
 from shufflenet.models._checks import check_choice, check_classifier_args, check_int
 from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import ConvBNAct
@@ -150,12 +150,7 @@ class CifarResNet(Classifier):
 
     def _init_weights(self) -> None:
         """He et al. 2015 init (the CIFAR ResNets' own): Kaiming-normal fan-out convs, BN 1/0, FC default."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_kaiming(self, fc_std=None, zero_fc_bias=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.final(self.stages(self.stem(x)))

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from shufflenet.errors import UserInputError
-from shufflenet.models._base import Classifier
+from shufflenet.models._base import Classifier, init_kaiming
 from shufflenet.models._checks import MAX_CHANNELS, check_classifier_args, check_float, check_int
 from shufflenet.models._registry import PaperRef, register_model
 
@@ -223,14 +223,7 @@ class CondenseNet(Classifier):
     def _init_weights(self) -> None:
         """The official initialisation (``models/condensenet.py``): conv N(0, sqrt(2 / (k*k*C_out))), i.e.
         Kaiming-normal fan-out; BN 1/0; linear bias 0 (its weight keeps PyTorch's default)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_kaiming(self, fc_std=None)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -63,7 +63,7 @@ import torch.fx
 from torch import nn
 
 from shufflenet.errors import UserInputError
-from shufflenet.models._base import Classifier
+from shufflenet.models._base import Classifier, init_kaiming
 from shufflenet.models._checks import MAX_CHANNELS, check_classifier_args, check_float
 from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import ChannelShuffle, ShuffleImpl, channel_shuffle, check_shuffle_impl, conv_bn
@@ -206,17 +206,7 @@ class IGCV3(Classifier):
 
     def _init_weights(self) -> None:
         """Standard init (torchvision's MobileNets): Kaiming-normal fan-out convs, BN 1/0, FC N(0, 0.01)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_kaiming(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_conv(self.blocks(self.stem(x)))

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shufflenet.models._base import Classifier
+from shufflenet.models._base import Classifier, init_kaiming
 from shufflenet.models._checks import check_classifier_args, check_float
 from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import ConvBNAct
@@ -84,17 +84,7 @@ class MobileNetV1(Classifier):
 
     def _init_weights(self) -> None:
         """Standard init (torchvision's MobileNets): Kaiming-normal fan-out convs, BN 1/0, FC N(0, 0.01)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_kaiming(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))

@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from shufflenet.errors import UserInputError
-from shufflenet.models._base import Classifier
+from shufflenet.models._base import Classifier, init_kaiming
 from shufflenet.models._checks import check_classifier_args, check_int
 from shufflenet.models._registry import PaperRef, register_model
 
@@ -339,15 +339,7 @@ class NASNetAMobile(Classifier):
     def _init_weights(self) -> None:
         """TF-slim's NASNet arg scope: variance-scaling fan-out convs (Kaiming normal fan-out), BN 1/0;
         the FC N(0, 0.01) as the package's other classifiers (and ``reset_classifier``)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_kaiming(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
