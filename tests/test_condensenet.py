@@ -164,27 +164,6 @@ def test_kept_indices_travel_with_the_weights() -> None:
         assert not torch.allclose(dst(x), src(x))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_forward_backward_at_min_input_size(name: str) -> None:
-    model = create_model(name, num_classes=7)
-    size = model.min_input_size
-    x = torch.randn(2, 3, size, size)
-    out = model(x)
-    assert out.shape == (2, 7)
-    out.square().mean().backward()
-    bad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not bad
-    # the spread classifier selection lets the last layer's output reach the loss
-    assert model.features.denseblock_5.denselayer_8.conv_2.conv.weight.grad.abs().sum() > 0
-    model.eval()
-    with torch.no_grad():
-        feats = model.forward_features(x)
-        torch.testing.assert_close(model.forward_head(feats), model(x))
-        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
-    with pytest.raises(UserInputError):
-        model(torch.randn(1, 3, size - 1, size - 1))
-
-
 def test_options_small_input_drop_rate_and_reset_classifier() -> None:
     model = create_model("condensenet_g4", num_classes=10, in_chans=1, small_input=True, drop_rate=0.2)
     assert model.features.init_conv.stride == (1, 1) and model.min_input_size == 8
@@ -255,3 +234,14 @@ def test_feature_reuse_is_dense_inside_a_block() -> None:
                 assert r.channels[i][t] == (k if i in block and i < t else 0), (i, t)
         first += n
     assert [s.r for s in r.stages()] == [1.0] * 5
+
+
+def test_spread_classifier_selection_trains_the_last_layer() -> None:
+    """The condensed classifier keeps every other feature at init, so the last dense layer's output reaches
+    the loss (an ``arange`` selection would keep none of it); too small an input is a clear error."""
+    model = create_model("condensenet_g8", num_classes=7)
+    size = model.min_input_size
+    model(torch.randn(2, 3, size, size)).square().mean().backward()
+    assert model.features.denseblock_5.denselayer_8.conv_2.conv.weight.grad.abs().sum() > 0
+    with pytest.raises(UserInputError):
+        model(torch.randn(1, 3, size - 1, size - 1))

@@ -146,11 +146,8 @@ class CifarResNet(Classifier):
         # ResNet-1001's 333 blocks amplify into overflow; 8 px keeps a 2x2 map.
         self.min_input_size = 8
         self.fc = nn.Linear(prev, num_classes)
-        self._init_weights()
+        init_kaiming(self, fc_std=None, zero_fc_bias=False)  # He et al. 2015 init (the CIFAR ResNets' own)
 
-    def _init_weights(self) -> None:
-        """He et al. 2015 init (the CIFAR ResNets' own): Kaiming-normal fan-out convs, BN 1/0, FC default."""
-        init_kaiming(self, fc_std=None, zero_fc_bias=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.final(self.stages(self.stem(x)))

@@ -218,12 +218,8 @@ class CondenseNet(Classifier):
         # Total stride: the smallest input whose average poolings never see an empty map.
         self.min_input_size = total_stride
         self.fc = nn.Linear(kept, num_classes)
-        self._init_weights()
+        init_kaiming(self, fc_std=None)  # The official initialisation (``models/condensenet.py``)
 
-    def _init_weights(self) -> None:
-        """The official initialisation (``models/condensenet.py``): conv N(0, sqrt(2 / (k*k*C_out))), i.e.
-        Kaiming-normal fan-out; BN 1/0; linear bias 0 (its weight keeps PyTorch's default)."""
-        init_kaiming(self, fc_std=None)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -202,11 +202,8 @@ class IGCV3(Classifier):
         # Total stride: smallest input whose last feature map is not produced from padding alone.
         self.min_input_size = total_stride
         self.fc = nn.Linear(last, num_classes)
-        self._init_weights()
+        init_kaiming(self)  # Standard init (torchvision's MobileNets)
 
-    def _init_weights(self) -> None:
-        """Standard init (torchvision's MobileNets): Kaiming-normal fan-out convs, BN 1/0, FC N(0, 0.01)."""
-        init_kaiming(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_conv(self.blocks(self.stem(x)))

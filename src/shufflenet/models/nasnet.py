@@ -334,12 +334,8 @@ class NASNetAMobile(Classifier):
         # Total stride: smallest input whose last feature map is not produced from padding alone.
         self.min_input_size = total_stride
         self.fc = nn.Linear(x_c, num_classes)
-        self._init_weights()
+        init_kaiming(self)  # TF-slim's NASNet arg scope
 
-    def _init_weights(self) -> None:
-        """TF-slim's NASNet arg scope: variance-scaling fan-out convs (Kaiming normal fan-out), BN 1/0;
-        the FC N(0, 0.01) as the package's other classifiers (and ``reset_classifier``)."""
-        init_kaiming(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
