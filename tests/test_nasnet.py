@@ -142,23 +142,15 @@ def test_normal_cell_output_is_h_prev_and_the_five_blocks() -> None:
         torch.testing.assert_close(out[:, 20:], cell.comb4_left(h) + h)         # block 4: sep3x3(h) + h
 
 
-def test_forward_backward_at_min_input_size_and_head() -> None:
+def test_min_input_feature_map_and_too_small_an_input() -> None:
+    """At 32 px the last cell leaves one position of 1056 channels, after the ReLU before the global pool;
+    31 px is a clear error (forward/backward and the head contract are the registry's generic tests)."""
     torch.manual_seed(0)
-    model = create_model(NAME, num_classes=7)
-    size = model.min_input_size
-    x = torch.randn(2, 3, size, size)
-    out = model(x)
-    assert out.shape == (2, 7)
-    out.square().mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing, missing[:5]
-    model.eval()
+    model = create_model(NAME).eval()
+    assert model.min_input_size == 32
     with torch.no_grad():
-        feats = model.forward_features(x)
-        assert feats.shape == (2, 1056, 1, 1)
-        assert feats.min() >= 0  # the ReLU before the global pool
-        torch.testing.assert_close(model.forward_head(feats), model(x))
-        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+        feats = model.forward_features(torch.randn(2, 3, 32, 32))
+    assert feats.shape == (2, 1056, 1, 1) and feats.min() >= 0
     with pytest.raises(UserInputError, match="at least 32x32"):
         model(torch.randn(1, 3, 31, 31))
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 
-from shufflenet.measure.bench import BenchOptions, BenchRow, ModelSpec, Progress, run_bench
+from shufflenet.measure.bench import BenchOptions, BenchRow, Progress, registry_spec, run_bench
 from shufflenet.measure.machine import MachineCeilings
 from shufflenet.measure.suite_common import SuiteResult, noisy_batches
 from shufflenet.result import Figure
@@ -70,17 +70,6 @@ def conv_count(model: nn.Module) -> int:
     return sum(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-def _builder(name: str) -> Any:
-    from shufflenet.models import create_model
-
-    return lambda: create_model(name)
-
-
-def _spread(row: BenchRow) -> float:
-    m = row.measurement
-    return m.iqr_s / m.median_s if m.median_s else 0.0
-
-
 @dataclass(frozen=True)
 class PairReading:
     """One pair measured side by side: time ratio ``a / b`` and GFLOP/s ratio, with the noise margin."""
@@ -108,7 +97,7 @@ class PairReading:
 
 def read_pair(a: str, b: str, rows: dict[str, BenchRow]) -> PairReading:
     ra, rb = rows[a], rows[b]
-    margin = max(MIN_EFFECT, _spread(ra) + _spread(rb))
+    margin = max(MIN_EFFECT, ra.measurement.relative_iqr + rb.measurement.relative_iqr)
     return PairReading(a, b, ra.flops / rb.flops, ra.latency_s / rb.latency_s,
                        ra.gmadds_per_s / rb.gmadds_per_s, margin)
 
@@ -149,9 +138,9 @@ def run_resnets(options: BenchOptions, batches: Sequence[int] = (1,), *,
                 progress: Progress | None = None) -> SuiteResult:
     """Speed against FLOPs for the ResNet family on this machine (module docstring), judged per batch."""
     start = time.perf_counter()
-    convs = {e.label: conv_count(_builder(e.name)()) for e in entries}
-    specs = [ModelSpec(name=e.label, build=_builder(e.name), image_size=(3, e.input, e.input), family=e.family,
-                       info={"registry_name": e.name, "input": e.input}) for e in entries]
+    specs = [replace(registry_spec(e.name, e.input), name=e.label, family=e.family,
+                     info={"registry_name": e.name, "input": e.input}) for e in entries]
+    convs = {s.name: conv_count(s.build()) for s in specs}
     bench = run_bench(specs, batches, options, machine=machine, progress=progress)
     by_batch: dict[int, dict[str, BenchRow]] = {}
     for r in bench.rows:

@@ -68,6 +68,14 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
     raise UserInputError(f"{name} must be {bound}, got {value!r}")
 
 
+def check_int_sequence(name: str, value: Any, minimum: int = 1, maximum: int | None = MAX_CHANNELS) -> tuple[int, ...]:
+    """``value`` as a non-empty tuple of integers in ``[minimum, maximum]`` (stage widths, repeats, growth
+    rates), else :class:`UserInputError` naming the entry."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise UserInputError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
+    return tuple(check_int(f"{name}[{i}]", v, minimum, maximum) for i, v in enumerate(value))
+
+
 def check_float(name: str, value: Any, *, above: float | None = None, at_least: float | None = None,
                 below: float | None = None) -> float:
     """A finite real number (not a bool); ``above``/``below`` are exclusive bounds, ``at_least`` inclusive."""

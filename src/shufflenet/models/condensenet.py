@@ -52,7 +52,13 @@ from torch import nn
 
 from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier, init_kaiming
-from shufflenet.models._checks import MAX_CHANNELS, check_classifier_args, check_float, check_int
+from shufflenet.models._checks import (
+    MAX_CHANNELS,
+    check_classifier_args,
+    check_float,
+    check_int,
+    check_int_sequence,
+)
 from shufflenet.models._registry import PaperRef, register_model
 
 # ImageNet configuration (official README command): layers and growth rate per dense block.
@@ -172,7 +178,10 @@ class CondenseNet(Classifier):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        stages, growth = _check_widths(stages, growth)
+        stages, growth = check_int_sequence("stages", stages), check_int_sequence("growth", growth)
+        if len(stages) != len(growth):
+            raise UserInputError(f"stages and growth must have one entry per dense block, got {len(stages)} "
+                                 f"stages and {len(growth)} growth rates")
         groups = check_int("groups", groups, 1, MAX_CHANNELS)
         bottleneck = check_int("bottleneck", bottleneck, 1, MAX_CHANNELS)
         check_float("classifier_keep", classifier_keep, above=0.0)
@@ -230,19 +239,6 @@ class CondenseNet(Classifier):
         if self.drop_rate > 0.0:
             x = nn.functional.dropout(x, self.drop_rate, self.training)
         return x if pre_logits else self.fc(x)
-
-
-def _check_widths(stages: Any, growth: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``stages`` and ``growth`` as equal-length tuples of positive integers, else :class:`UserInputError`."""
-    out = []
-    for name, value in (("stages", stages), ("growth", growth)):
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-            raise UserInputError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
-        out.append(tuple(check_int(f"{name}[{i}]", v, 1, MAX_CHANNELS) for i, v in enumerate(value)))
-    if len(out[0]) != len(out[1]):
-        raise UserInputError(f"stages and growth must have one entry per dense block, got {len(out[0])} "
-                             f"stages and {len(out[1])} growth rates")
-    return out[0], out[1]
 
 
 _SRC = "CondenseNet paper Table 5 (FLOPs incl. ReLU/pool ops; conv+FC madds are 2-5% lower)"

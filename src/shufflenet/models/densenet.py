@@ -49,7 +49,13 @@ from torch import nn
 
 from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier
-from shufflenet.models._checks import MAX_CHANNELS, check_classifier_args, check_float, check_int
+from shufflenet.models._checks import (
+    MAX_CHANNELS,
+    check_classifier_args,
+    check_float,
+    check_int,
+    check_int_sequence,
+)
 from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import ConvBNAct
 
@@ -144,7 +150,7 @@ class DenseNetLight(Classifier):
     ) -> None:
         super().__init__()
         growth = check_int("growth", growth, 1, MAX_CHANNELS)
-        stage_layers = _check_layers(stage_layers)
+        stage_layers = check_int_sequence("stage_layers", stage_layers)
         final_channels = check_int("final_channels", final_channels, 1, MAX_CHANNELS)
         entry = growth
         if entry_channels is not None:
@@ -201,13 +207,6 @@ class DenseNetLight(Classifier):
         for name in self.stage_names:
             x = getattr(self, name)(getattr(self, "transition" + name[len("stage"):])(x))
         return self.conv5(self.final_norm(x))
-
-
-def _check_layers(value: Any) -> tuple[int, ...]:
-    """``stage_layers`` as a non-empty tuple of positive integers, else :class:`UserInputError`."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise UserInputError(f"stage_layers must be a non-empty sequence of positive integers, got {value!r}")
-    return tuple(check_int(f"stage_layers[{i}]", v, 1, MAX_CHANNELS) for i, v in enumerate(value))
 
 
 def _light(width_mult: float, **kwargs: Any) -> DenseNetLight:

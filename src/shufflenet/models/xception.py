@@ -49,7 +49,7 @@ from torch import nn
 
 from shufflenet.errors import UserInputError
 from shufflenet.models._base import Classifier, init_official
-from shufflenet.models._checks import MAX_CHANNELS, check_classifier_args, check_int
+from shufflenet.models._checks import MAX_CHANNELS, check_classifier_args, check_int, check_int_sequence
 from shufflenet.models._registry import PaperRef, register_model
 from shufflenet.models.layers import ConvBNAct
 
@@ -172,15 +172,15 @@ class XceptionLight(Classifier):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        stages = _check_sequence("stage_channels", stage_channels)
-        repeats = _check_sequence("stage_repeats", stage_repeats)
+        stages = check_int_sequence("stage_channels", stage_channels)
+        repeats = check_int_sequence("stage_repeats", stage_repeats)
         if len(repeats) != len(stages):
             raise UserInputError(f"stage_repeats has {len(repeats)} entries but stage_channels has "
                                  f"{len(stages)}: give one repeat count per stage")
         if mid_channels is None:
             mids = tuple(bottleneck_width(c) for c in stages)
         else:
-            mids = _check_sequence("mid_channels", mid_channels)
+            mids = check_int_sequence("mid_channels", mid_channels)
             if len(mids) != len(stages):
                 raise UserInputError(f"mid_channels has {len(mids)} entries but stage_channels has "
                                      f"{len(stages)}: give one bottleneck width per stage")
@@ -214,13 +214,6 @@ class XceptionLight(Classifier):
         for name in self.stage_names:
             x = getattr(self, name)(x)
         return x
-
-
-def _check_sequence(name: str, value: Any) -> tuple[int, ...]:
-    """``value`` as a non-empty tuple of positive integers, else :class:`UserInputError`."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise UserInputError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
-    return tuple(check_int(f"{name}[{i}]", v, 1, MAX_CHANNELS) for i, v in enumerate(value))
 
 
 def _light(width: str, **kwargs: Any) -> XceptionLight:
